@@ -1,0 +1,3 @@
+from cli.captain_cmd import main
+
+main()

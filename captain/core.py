@@ -1,0 +1,107 @@
+"""The captain daemon's parts put together: state, dispatcher, housekeeping and view files."""
+
+import asyncio
+import logging
+
+import aiohttp
+import msgspec
+
+from captain.dispatcher import Dispatcher
+from captain.housekeeping import Housekeeping
+from captain.recorder import Recorder
+from captain.settings import CaptainSettings
+from common.clock import CLOCK, Clock
+from eventlog import events as ev
+from projections.files import ViewFiles
+from projections.state import State
+
+log = logging.getLogger(__name__)
+
+_WAKES_DISPATCHER = (
+    ev.ChoreRequested, ev.ChoreRefused, ev.ChoreEnded, ev.SailorRegistered,
+    ev.SailorPreregistered, ev.SailorUpdated, ev.SailorWentDown,
+)
+
+
+class Captain:
+    def __init__(self, settings: CaptainSettings, clock: Clock = CLOCK) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.recorder = Recorder(settings.log_dir, clock)
+        self.last_seen_mono: dict[str, float] = {}
+        self.last_seen_wall: dict[str, float] = {}
+        self.dispatcher = Dispatcher(self)
+        self.housekeeping = Housekeeping(self)
+        self.view_files = ViewFiles(settings.data_dir)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def state(self) -> State:
+        return self.recorder.state
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        started = self.clock.monotonic()
+        count = await self.recorder.open()
+        log.info("captain: replayed %d events in %.3f s; %d sailors, %d chores",
+                 count, self.clock.monotonic() - started, len(self.state.sailors),
+                 len(self.state.chores))
+        self._give_sailors_a_grace_period()
+        self.housekeeping.note_loaded_chores()
+        connector = aiohttp.TCPConnector(local_addr=(self.settings.host, 0), limit=0)
+        self.session = aiohttp.ClientSession(connector=connector)
+        self.recorder.listeners.append(self._on_event)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self.dispatcher.run()),
+            loop.create_task(self.housekeeping.run()),
+            loop.create_task(self.view_files.run(self, self.settings.views_interval_s)),
+        ]
+        self.view_files.mark_dirty()
+        self.dispatcher.wake()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.stop()
+        if self.session is not None:
+            await self.session.close()
+        await self.recorder.close()
+        self.view_files.write_now(self)
+
+    def _give_sailors_a_grace_period(self) -> None:
+        """After a restart, sailors that were up get a full liveness period to call again."""
+        now_mono, now_wall = self.clock.monotonic(), self.clock.wall()
+        for name, sailor in self.state.sailors.items():
+            if sailor.up:
+                self.last_seen_mono[name] = now_mono
+                self.last_seen_wall.setdefault(name, now_wall)
+
+    def _on_event(self, event: ev.AnyEvent) -> None:
+        self.view_files.mark_dirty()
+        if isinstance(event, ev.ChoreEnded):
+            self.housekeeping.note_ended(event.chore_id)
+        if isinstance(event, _WAKES_DISPATCHER):
+            self.dispatcher.wake()
+
+    def saw_sailor(self, name: str) -> None:
+        self.last_seen_mono[name] = self.clock.monotonic()
+        self.last_seen_wall[name] = self.clock.wall()
+
+    async def call_sailor(self, name: str, path: str, body: msgspec.Struct,
+                          timeout_s: float) -> bytes:
+        """POSTs a body to a sailor's endpoint; raises on no answer or a non-2xx status."""
+        sailor = self.state.sailors[name]
+        assert self.session is not None
+        url = f"http://{sailor.ip}:{sailor.port}{path}"
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with self.session.post(url, data=msgspec.json.encode(body), timeout=timeout,
+                                     headers={"Content-Type": "application/json"}) as answer:
+            data = await answer.read()
+            if answer.status >= 300:
+                raise aiohttp.ClientResponseError(
+                    answer.request_info, (), status=answer.status, message=data[:200].decode()
+                )
+            return data

@@ -1,0 +1,148 @@
+"""The crew list and what sailors tell the captain: register, awake, report.
+
+A sailor is known by its address alone: a call from an address that is not in the crew list
+is refused and changes nothing.
+"""
+
+import ipaddress
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from captain.chores import Caller
+from captain.errors import Refusal, bad_request, forbidden
+from common import messages as msg
+from common.units import parse_limit
+from eventlog import events as ev
+from projections.state import SailorState
+
+if TYPE_CHECKING:
+    from captain.core import Captain
+
+log = logging.getLogger(__name__)
+
+
+def check_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise bad_request(f"'{text}' is not an IP address", "ip") from None
+
+
+def prereg(captain: "Captain", caller: Caller, request: msg.PreregRequest) -> Awaitable[None]:
+    if not caller.is_admin:
+        raise forbidden("only root may change the crew list")
+    state = captain.state
+    ip = check_ip(request.ip)
+    if request.name in state.sailors:
+        raise Refusal(409, f"sailor '{request.name}' is already in the crew list "
+                           "(change it with --sailor-set)", "name")
+    owner = state.sailor_at(ip)
+    if owner is not None:
+        raise Refusal(409, f"address {ip} already belongs to sailor '{owner.name}'", "ip")
+    max_time_s = _parse_max_time(request.max_time)
+    log.info("captain: sailor=%s preregistered at %s services=%s", request.name, ip,
+             ",".join(request.services))
+    return captain.recorder.record(ev.SailorPreregistered(
+        name=request.name, ip=ip, services=list(request.services), max_time_s=max_time_s))
+
+
+def _parse_max_time(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_limit(text)
+    except ValueError as exc:
+        raise bad_request(f"max_time: {exc}", "max_time") from None
+
+
+def sailor_calling(captain: "Captain", ip: str) -> SailorState:
+    sailor = captain.state.sailor_at(ip)
+    if sailor is None:
+        log.warning("captain: refused a sailor call from %s: not in the crew list", ip)
+        raise forbidden(f"address {ip} is not in the crew list")
+    return sailor
+
+
+def register(captain: "Captain", ip: str, request: msg.SailorRegisterRequest
+             ) -> tuple[msg.SailorAnswer, Awaitable[None]]:
+    """A sailor woke up: record what it has, and settle what it runs against the log."""
+    sailor = sailor_calling(captain, ip)
+    if not set(request.cores) or len(set(request.cores)) < request.cpus:
+        raise bad_request("cores must list at least cpus distinct core ids", "cores")
+    state = captain.state
+    running = set(request.running)
+    lost = [c for c in sailor.chores
+            if state.chores[c].status == "running" and c not in running]
+    kill = [c for c in request.running if not _runs_on(captain, c, sailor.name)]
+    events: list[ev.AnyEvent] = [ev.SailorRegistered(
+        name=sailor.name, port=request.port, cpus=request.cpus, cores=request.cores[:request.cpus],
+        gpus=[ev.Gpu(g.type, g.vram) for g in request.gpus], ram=request.ram,
+        running=request.running)]
+    events += [ev.ChoreEnded(chore_id=c, status="failed", reason="sailor lost") for c in lost]
+    captain.saw_sailor(sailor.name)
+    log.info("captain: sailor=%s registered from %s:%d cpus=%d gpus=%d ram=%d lost=%s kill=%s",
+             sailor.name, ip, request.port, request.cpus, len(request.gpus), request.ram,
+             lost, kill)
+    return msg.SailorAnswer(ok=True, kill=kill), captain.recorder.record(*events)
+
+
+def awake(captain: "Captain", ip: str, request: msg.SailorAwakeRequest) -> msg.SailorAnswer:
+    """A sailor's periodic 'still here': refreshes its last-seen time, records nothing."""
+    sailor = sailor_calling(captain, ip)
+    if not (sailor.registered and sailor.up) or sailor.port != request.port:
+        return msg.SailorAnswer(ok=False, registered=False, reason="register again")
+    captain.saw_sailor(sailor.name)
+    kill = [c for c in request.running if not _runs_on(captain, c, sailor.name)]
+    kill += [c for c in sailor.chores
+             if captain.state.chores[c].cancel_reason is not None and c not in kill]
+    return msg.SailorAnswer(ok=True, kill=kill)
+
+
+def _runs_on(captain: "Captain", chore_id: str, sailor: str) -> bool:
+    chore = captain.state.chores.get(chore_id)
+    return (chore is not None and chore.sailor == sailor
+            and chore.status in ("assigned", "running"))
+
+
+def report(captain: "Captain", ip: str, request: msg.SailorReportRequest
+           ) -> tuple[msg.SailorReportAnswer, Awaitable[None]]:
+    """Chore changes seen by a sailor. A report already applied changes nothing."""
+    sailor = sailor_calling(captain, ip)
+    captain.saw_sailor(sailor.name)
+    events: list[ev.AnyEvent] = []
+    kill: list[str] = []
+    for item in request.reports:
+        chore = captain.state.chores.get(item.chore_id)
+        if chore is None or chore.sailor != sailor.name or chore.status not in (
+            "assigned", "running"
+        ):
+            if item.status == "running":
+                kill.append(item.chore_id)
+            continue
+        if item.status == "running":
+            if chore.status == "assigned":
+                events.append(ev.ChoreStarted(
+                    chore_id=item.chore_id, sailor=sailor.name, pid=item.pid or 0,
+                    memory_limit=item.memory_limit))
+            continue
+        events.append(_ended(chore.cancel_reason, item))
+        log.info("captain: chore=%s %s on sailor=%s (exit=%s signal=%s)", item.chore_id,
+                 item.status, sailor.name, item.exit_code, item.signal)
+    acked = [item.chore_id for item in request.reports]
+    return msg.SailorReportAnswer(acked=acked, kill=kill), captain.recorder.record(*events)
+
+
+def _ended(cancel_reason: str | None, item: msg.ChoreReport) -> ev.ChoreEnded:
+    status = item.status
+    reason = item.reason
+    if status == "canceled":
+        reason = cancel_reason or reason or "canceled"
+    elif status == "done":
+        reason = reason or "exit code 0"
+    elif not reason:
+        reason = (f"killed by signal {item.signal}" if item.signal is not None
+                  else f"exit code {item.exit_code}")
+    assert status != "running"
+    return ev.ChoreEnded(chore_id=item.chore_id, status=status, reason=reason,
+                         exit_code=item.exit_code, signal=item.signal)

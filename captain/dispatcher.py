@@ -1,0 +1,157 @@
+"""The scheduler's hands: it places pending chores and sends them to their sailors.
+
+Each time something that may free or add room happens, every pending chore is examined again
+in the order it was asked for. A placement is recorded (and made durable) before the order
+leaves; the sailor's answer is recorded in turn. A sailor that says no, or does not answer in
+time, is passed over for that chore for a while; one that did not answer is also told to
+drop the chore, so that a chore never runs on two sailors.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from captain.scheduler import Placement, place
+from common import messages as msg
+from eventlog import events as ev
+
+if TYPE_CHECKING:
+    from captain.core import Captain
+
+log = logging.getLogger(__name__)
+
+PASS_OVER_S = 30.0
+
+
+class Dispatcher:
+    def __init__(self, captain: "Captain") -> None:
+        self.captain = captain
+        self._wakeup = asyncio.Event()
+        self._passed_over: dict[str, dict[str, float]] = {}
+        self._orders: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                self.place_pending()
+            except Exception:
+                log.exception("dispatcher: a scheduling pass failed")
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        for task in list(self._orders):
+            task.cancel()
+        await asyncio.gather(*self._orders, return_exceptions=True)
+
+    def place_pending(self) -> None:
+        """One scheduling pass over the pending chores, oldest first."""
+        state = self.captain.state
+        recorder = self.captain.recorder
+        for chore_id in list(state.pending):
+            chore = state.chores[chore_id]
+            decision = place(state, chore, self._passed_over_for(chore_id))
+            if isinstance(decision, Placement):
+                log.info("dispatcher: chore=%s assigned to sailor=%s cores=%s gpus=%s",
+                         chore_id, decision.sailor, decision.cores, decision.gpu_ids)
+                durable = recorder.record(ev.ChoreAssigned(
+                    chore_id=chore_id, sailor=decision.sailor, cores=decision.cores,
+                    gpu_ids=decision.gpu_ids))
+                self._spawn(self._send_order(chore_id, decision.sailor, durable))
+            elif chore.reason != decision.reason:
+                self._spawn(_ignore_failure(recorder.record(
+                    ev.ChoreWaiting(chore_id=chore_id, reason=decision.reason))))
+
+    def _passed_over_for(self, chore_id: str) -> frozenset[str]:
+        entries = self._passed_over.get(chore_id)
+        if not entries:
+            return frozenset()
+        now = self.captain.clock.monotonic()
+        for name, until in list(entries.items()):
+            if until <= now:
+                del entries[name]
+        return frozenset(entries)
+
+    def _pass_over(self, chore_id: str, sailor: str) -> None:
+        until = self.captain.clock.monotonic() + PASS_OVER_S
+        self._passed_over.setdefault(chore_id, {})[sailor] = until
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._orders.add(task)
+        task.add_done_callback(self._orders.discard)
+
+    async def _send_order(self, chore_id: str, sailor: str, durable: Awaitable[None]) -> None:
+        recorder = self.captain.recorder
+        try:
+            await durable
+        except Exception:
+            return
+        chore = self.captain.state.chores.get(chore_id)
+        if chore is None or chore.status != "assigned" or chore.sailor != sailor:
+            return
+        order = msg.ChoreOrder(
+            chore_id=chore_id, script=chore.script, owner=chore.owner, cores=chore.cores,
+            gpu_ids=chore.gpu_ids, ram=chore.ram,
+            max_time_s=self.captain.state.sailors[sailor].max_time_s,
+        )
+        try:
+            data = await self.captain.call_sailor(
+                sailor, "/captain_request", order, self.captain.settings.order_timeout_s)
+            answer = msgspec.json.decode(data, type=msg.OrderAnswer)
+        except Exception as exc:
+            log.warning("dispatcher: sailor=%s did not take chore=%s: %s",
+                        sailor, chore_id, exc or type(exc).__name__)
+            self._pass_over(chore_id, sailor)
+            await _ignore_failure(recorder.record(ev.ChoreRefused(
+                chore_id=chore_id, sailor=sailor, reason=f"sailor {sailor} did not answer")))
+            await self.send_cancel(chore_id, sailor, "not answered in time")
+            return
+        chore = self.captain.state.chores.get(chore_id)
+        if chore is None or chore.sailor != sailor:
+            return
+        if not answer.accepted:
+            log.info("dispatcher: sailor=%s refused chore=%s: %s", sailor, chore_id, answer.reason)
+            self._pass_over(chore_id, sailor)
+            await _ignore_failure(recorder.record(ev.ChoreRefused(
+                chore_id=chore_id, sailor=sailor,
+                reason=f"sailor {sailor} refused: {answer.reason}")))
+            return
+        if chore.status == "assigned":
+            log.info("dispatcher: chore=%s started on sailor=%s pid=%s",
+                     chore_id, sailor, answer.pid)
+            await _ignore_failure(recorder.record(ev.ChoreStarted(
+                chore_id=chore_id, sailor=sailor, pid=answer.pid or 0,
+                memory_limit=answer.memory_limit)))
+        if chore.cancel_reason is not None:
+            await self.send_cancel(chore_id, sailor, chore.cancel_reason)
+
+    async def send_cancel(self, chore_id: str, sailor: str, reason: str) -> None:
+        """Tells a sailor to stop a chore; a lost message is sent again at its next call."""
+        if sailor not in self.captain.state.sailors:
+            return
+        order = msg.CancelOrder(chore_id=chore_id, reason=reason)
+        try:
+            await self.captain.call_sailor(
+                sailor, "/captain_cancels", order, self.captain.settings.sailor_call_timeout_s)
+        except Exception as exc:
+            log.warning("dispatcher: cancel of chore=%s not delivered to sailor=%s: %s",
+                        chore_id, sailor, exc or type(exc).__name__)
+
+    def cancel_later(self, chore_id: str, sailor: str, reason: str) -> None:
+        self._spawn(self.send_cancel(chore_id, sailor, reason))
+
+
+async def _ignore_failure(durable: Awaitable[None]) -> None:
+    """For events whose loss is repaired by the next pass (the log error is logged once)."""
+    try:
+        await durable
+    except Exception:
+        pass

@@ -1,0 +1,29 @@
+"""Refusals: what a caller did wrong or may not do, answered as a 4xx JSON error."""
+
+
+class Refusal(Exception):
+    """A request the captain will not carry out; nothing was recorded."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+def bad_request(message: str, field: str | None = None) -> Refusal:
+    return Refusal(400, message, field)
+
+
+def forbidden(message: str) -> Refusal:
+    return Refusal(403, message)
+
+
+def not_found(message: str, field: str | None = None) -> Refusal:
+    return Refusal(404, message, field)

@@ -1,0 +1,190 @@
+"""The captain's endpoints: thin handlers that decode, identify the caller, and answer JSON.
+
+Client endpoints know the caller from the kernel (the owner of the connecting socket);
+sailor endpoints know the sailor from its address in the crew list.
+"""
+
+import logging
+import pwd
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from captain import chores, crew
+from captain.chores import Caller
+from captain.core import Captain
+from captain.errors import Refusal, bad_request, forbidden
+from captain.identity import local_peer_uid
+from common import messages as msg
+from eventlog.store import WriteFailed
+from projections.views import chore_view, chores_view, crew_view
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+CAPTAIN_KEY = web.AppKey("captain", Captain)
+T = TypeVar("T", bound=msgspec.Struct)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_FIELD_AT = re.compile(r"at `\$\.([A-Za-z_]+)")
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(body), status=status,
+                        content_type="application/json")
+
+
+async def decode(request: web.Request, kind: type[T]) -> T:
+    data = await request.read()
+    if not data.strip():
+        data = b"{}"
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        match = _FIELD_AT.search(str(exc))
+        raise bad_request(f"invalid request: {exc}", match.group(1) if match else None) from None
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
+
+
+def captain_of(request: web.Request) -> Captain:
+    return request.app[CAPTAIN_KEY]
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The local user behind this connection, as the kernel records it."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else None
+    server = transport.get_extra_info("sockname") if transport else None
+    uid = local_peer_uid(peer[:2], server[:2]) if peer and server else None
+    if uid is None:
+        raise forbidden("this endpoint answers users of the captain machine only")
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return Caller(uid=uid, name=name)
+
+
+def peer_ip(request: web.Request) -> str:
+    return request.remote or ""
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Refusal as refusal:
+        return json_response(refusal.body(), refusal.status)
+    except WriteFailed as exc:
+        return json_response({"error": str(exc)}, 503)
+    except web.HTTPRequestEntityTooLarge:
+        return json_response({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
+
+
+# --- user endpoints -------------------------------------------------------------------------
+
+
+async def user_chore(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.ChoreRequest)
+    chore, durable = chores.request_chore(captain, caller, body)
+    await durable
+    return json_response(chore_view(chore), 201)
+
+
+async def user_consult(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    if request.method == "POST":
+        body = await decode(request, msg.ConsultRequest)
+        everyone = body.all
+    else:
+        everyone = request.query.get("all", "") in ("1", "true", "yes")
+    if everyone and not caller.is_admin:
+        raise forbidden("only root may consult every user's chores (--all)")
+    return json_response(chores_view(captain.state, None if everyone else caller.uid))
+
+
+async def user_cancel(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.CancelRequest)
+    chore, durable = chores.cancel_chore(captain, caller, body.chore_id)
+    await durable
+    return json_response(chore_view(chore))
+
+
+async def crew_list(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    return json_response(crew_view(captain.state, captain.last_seen_wall))
+
+
+async def crew_prereg(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.PreregRequest)
+    await crew.prereg(captain, caller, body)
+    sailor = captain.state.sailors[body.name]
+    return json_response(crew_view(captain.state, captain.last_seen_wall)[sailor.name], 201)
+
+
+# --- sailor endpoints -----------------------------------------------------------------------
+
+
+async def sailor_register(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    crew.sailor_calling(captain, peer_ip(request))
+    body = await decode(request, msg.SailorRegisterRequest)
+    answer, durable = crew.register(captain, peer_ip(request), body)
+    await durable
+    return json_response(answer)
+
+
+async def sailor_awake(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    crew.sailor_calling(captain, peer_ip(request))
+    body = await decode(request, msg.SailorAwakeRequest)
+    return json_response(crew.awake(captain, peer_ip(request), body))
+
+
+async def sailor_report(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    crew.sailor_calling(captain, peer_ip(request))
+    body = await decode(request, msg.SailorReportRequest)
+    answer, durable = crew.report(captain, peer_ip(request), body)
+    await durable
+    return json_response(answer)
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+def make_app(captain: Captain) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_json])
+    app[CAPTAIN_KEY] = captain
+    app.router.add_post("/user_chore", user_chore)
+    app.router.add_get("/user_consult", user_consult)
+    app.router.add_post("/user_consult", user_consult)
+    app.router.add_post("/user_cancel", user_cancel)
+    app.router.add_get("/crew", crew_list)
+    app.router.add_post("/prereg", crew_prereg)
+    app.router.add_post("/sailor_register", sailor_register)
+    app.router.add_post("/sailor_awake", sailor_awake)
+    app.router.add_post("/sailor_report", sailor_report)
+    app.router.add_get("/health", health)
+
+    async def on_startup(app: web.Application) -> None:
+        await captain.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await captain.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

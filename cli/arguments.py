@@ -1,0 +1,87 @@
+"""The `key=value` words of the CLI, checked and turned into endpoint bodies."""
+
+import os
+import re
+from typing import Any
+
+from common.units import parse_bytes
+
+CHORE_KEYS = ("script", "service", "sailor", "cpus", "gpus", "vram", "ram")
+PREREG_KEYS = ("services", "max_time")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class BadArguments(ValueError):
+    pass
+
+
+def split_pairs(words: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise BadArguments(f"'{word}' is not of the form key=value "
+                               f"(keys: {', '.join(allowed)})")
+        if key not in allowed:
+            raise BadArguments(f"unknown parameter '{key}' (expected one of: "
+                               f"{', '.join(allowed)})")
+        if key in pairs:
+            raise BadArguments(f"'{key}' is given twice")
+        pairs[key] = value
+    return pairs
+
+
+def whole_number(key: str, text: str, least: int) -> int:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) < least:
+        raise BadArguments(f"{key} must be a whole number of at least {least}, got '{text}'")
+    return int(text)
+
+
+def name(key: str, text: str) -> str:
+    if not _NAME.match(text):
+        raise BadArguments(f"{key} must be a name of letters, digits, '.', '_' or '-', "
+                           f"got '{text}'")
+    return text
+
+
+def chore_body(words: tuple[str, ...]) -> dict[str, Any]:
+    pairs = split_pairs(words, CHORE_KEYS)
+    if "script" not in pairs or not pairs["script"]:
+        raise BadArguments("script=PATH is required")
+    if ("service" in pairs) == ("sailor" in pairs):
+        raise BadArguments("give either service=NAME or sailor=NAME (exactly one)")
+    body: dict[str, Any] = {"script": os.path.abspath(pairs["script"])}
+    for key in ("service", "sailor"):
+        if key in pairs:
+            body[key] = name(key, pairs[key])
+    body["cpus"] = whole_number("cpus", pairs.get("cpus", "1"), 1)
+    body.update(_gpus(pairs.get("gpus", "0")))
+    for key in ("ram", "vram"):
+        if key in pairs:
+            try:
+                body[key] = parse_bytes(pairs[key])
+            except ValueError as exc:
+                raise BadArguments(f"{key}: {exc}") from None
+    return body
+
+
+def _gpus(text: str) -> dict[str, Any]:
+    """`N` for any N GPUs, `TYPE:N` for N GPUs of one model."""
+    model, sep, count = text.rpartition(":")
+    if not sep:
+        return {"gpus": whole_number("gpus", text, 0)}
+    return {"gpus": whole_number("gpus", count, 1), "gpu_type": name("gpus type", model)}
+
+
+def prereg_body(words: tuple[str, ...]) -> dict[str, Any]:
+    positional = [w for w in words if "=" not in w]
+    if len(positional) != 2:
+        raise BadArguments("usage: captain --prereg NAME IP [services=S1,S2] "
+                           "[max_time=DD-hh:mm:ss]")
+    pairs = split_pairs(tuple(w for w in words if "=" in w), PREREG_KEYS)
+    body: dict[str, Any] = {"name": name("name", positional[0]), "ip": positional[1]}
+    services = [s for s in pairs.get("services", "").split(",") if s]
+    body["services"] = [name("services", s) for s in services]
+    if "max_time" in pairs:
+        body["max_time"] = pairs["max_time"]
+    return body

@@ -1,0 +1,140 @@
+"""The `captain` command: serves the captain, or asks it something as the calling user.
+
+Every client command is a call to one endpoint; the answer is shown as a table, or printed
+exactly as the endpoint returned it when `--json` is the last parameter. Only what a command
+needs is imported: the server's libraries never load for a client command.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from cli import arguments
+from cli.client import Answer, CaptainUnreachable, call, captain_address
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"captain: {message}", err=True)
+    sys.exit(1)
+
+
+class Request:
+    def __init__(self, port: int | None, as_json: bool) -> None:
+        self.address = captain_address(port)
+        self.as_json = as_json
+
+    def send(self, method: str, path: str, body: Any = None) -> Any:
+        """Calls the endpoint; on a refusal prints why and exits non-zero."""
+        try:
+            answer: Answer = call(self.address, method, path, body)
+        except CaptainUnreachable as exc:
+            fail(str(exc))
+        if self.as_json:
+            sys.stdout.write(answer.body.decode() + "\n")
+            if not answer.ok:
+                sys.exit(1)
+            sys.exit(0)
+        if not answer.ok:
+            fail(answer.error())
+        return answer.json()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("words", nargs=-1)
+@click.option("--serve", "serve_port", type=click.IntRange(1, 65535), metavar="PORT",
+              help="Run the captain daemon on PORT.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path),
+              help="The captain's data folder (default: CAPTAIN_DATA or data/captain).")
+@click.option("--allow-root-chores", is_flag=True,
+              help="With --serve: let root's chores run as root.")
+@click.option("--down-after", type=float, default=10.0, show_default=True, metavar="S",
+              help="With --serve: seconds without news before a sailor is down.")
+@click.option("--retention", type=float, default=120.0, show_default=True, metavar="S",
+              help="With --serve: seconds an ended chore stays in the views.")
+@click.option("--order-timeout", type=float, default=5.0, show_default=True, metavar="S",
+              help="With --serve: seconds a sailor has to take a chore.")
+@click.option("--chore", "do_chore", is_flag=True,
+              help="Ask for a chore: script=PATH (service=NAME | sailor=NAME) [cpus=N] "
+                   "[gpus=N|TYPE:N] [ram=SIZE] [vram=SIZE].")
+@click.option("--consult", "do_consult", is_flag=True, help="List your chores.")
+@click.option("--all", "everyone", is_flag=True, help="With --consult: everyone's (root only).")
+@click.option("--cancel", "cancel_id", metavar="CHORE_ID", help="Cancel one of your chores.")
+@click.option("--prereg", "do_prereg", is_flag=True,
+              help="Add a sailor to the crew list: NAME IP [services=S1,S2].")
+@click.option("--crew", "do_crew", is_flag=True, help="Show the crew and its state.")
+@click.option("--port", type=click.IntRange(1, 65535), envvar="CAPTAIN_PORT",
+              help="Where the captain listens (default: CAPTAIN_PORT or 8750).")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON answer.")
+def main(words: tuple[str, ...], serve_port: int | None, host: str, data_dir: Path | None,
+         allow_root_chores: bool, down_after: float, retention: float, order_timeout: float,
+         do_chore: bool, do_consult: bool, everyone: bool, cancel_id: str | None,
+         do_prereg: bool, do_crew: bool, port: int | None, as_json: bool) -> None:
+    """Captain: the head of a crew of sailors that run chores."""
+    chosen = [serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
+              do_crew]
+    if sum(chosen) != 1:
+        raise click.UsageError("choose one of --serve, --chore, --consult, --cancel, "
+                               "--prereg, --crew")
+    if serve_port is not None:
+        sys.exit(_serve(serve_port, host, data_dir, allow_root_chores, down_after, retention,
+                        order_timeout))
+    request = Request(port, as_json)
+    try:
+        if do_chore:
+            _chore(request, words)
+        elif do_consult:
+            _consult(request, everyone)
+        elif cancel_id is not None:
+            _cancel(request, cancel_id)
+        elif do_prereg:
+            _prereg(request, words)
+        elif do_crew:
+            from cli import render
+
+            render.crew(request.send("GET", "/crew"))
+    except arguments.BadArguments as exc:
+        fail(str(exc))
+
+
+def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
+           down_after: float, retention: float, order_timeout: float) -> int:
+    from captain.server import serve
+    from captain.settings import CaptainSettings, default_data_dir
+
+    settings = CaptainSettings(
+        data_dir=(data_dir or default_data_dir("captain")).resolve(), host=host, port=port,
+        allow_root_chores=allow_root_chores, down_after_s=down_after, retention_s=retention,
+        order_timeout_s=order_timeout,
+    )
+    return serve(settings)
+
+
+def _chore(request: Request, words: tuple[str, ...]) -> None:
+    from cli import render
+
+    record = request.send("POST", "/user_chore", arguments.chore_body(words))
+    click.echo(f"chore {record['chore_id']} asked for ({record['status']}: {record['reason']})")
+    render.chore(record, f"chore {record['chore_id']}")
+
+
+def _consult(request: Request, everyone: bool) -> None:
+    from cli import render
+
+    view = request.send("GET", "/user_consult?all=1" if everyone else "/user_consult")
+    render.chores(view, "all chores" if everyone else "your chores")
+
+
+def _cancel(request: Request, chore_id: str) -> None:
+    if not chore_id.isdecimal():
+        raise arguments.BadArguments(f"a chore id is a number, got '{chore_id}'")
+    record = request.send("POST", "/user_cancel", {"chore_id": chore_id})
+    click.echo(f"chore {chore_id}: cancel asked ({record['status']}: {record['reason']})")
+
+
+def _prereg(request: Request, words: tuple[str, ...]) -> None:
+    sailor = request.send("POST", "/prereg", arguments.prereg_body(words))
+    click.echo(f"sailor {sailor['name']} ({sailor['ip']}) is in the crew list, services "
+               f"{','.join(sailor['services']) or 'none'}")

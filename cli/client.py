@@ -1,0 +1,95 @@
+"""A small HTTP client for the captain's endpoints on this machine.
+
+It uses a plain socket rather than an HTTP library: a command's whole run is a few
+milliseconds of work, and importing a full client would cost more than that.
+"""
+
+import json
+import os
+import socket
+from typing import Any
+
+DEFAULT_PORT = 8750
+
+
+class CaptainUnreachable(Exception):
+    pass
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def error(self) -> str:
+        try:
+            data = self.json()
+        except ValueError:
+            return self.body.decode(errors="replace").strip() or f"HTTP {self.status}"
+        if isinstance(data, dict) and "error" in data:
+            return str(data["error"])
+        return f"HTTP {self.status}"
+
+
+def captain_address(port: int | None) -> tuple[str, int]:
+    host = os.environ.get("CAPTAIN_HOST", "127.0.0.1")
+    if port is None:
+        port = int(os.environ.get("CAPTAIN_PORT") or DEFAULT_PORT)
+    return host, port
+
+
+def call(address: tuple[str, int], method: str, path: str, body: Any = None,
+         timeout_s: float = 30.0) -> Answer:
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    try:
+        with socket.create_connection(address, timeout=timeout_s) as sock:
+            sock.sendall(head + payload)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError as exc:
+        raise CaptainUnreachable(
+            f"cannot reach the captain at {address[0]}:{address[1]} ({exc.strerror or exc}); "
+            "is it running, and is --port (or CAPTAIN_PORT) right?") from None
+    return _parse(b"".join(chunks))
+
+
+def _parse(data: bytes) -> Answer:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise CaptainUnreachable("the captain sent an answer that is not HTTP") from None
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(b":")
+        headers[key.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding") == b"chunked":
+        body = _unchunk(body)
+    return Answer(status, body)
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = []
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        data = rest[size + 2:]
+    return b"".join(out)

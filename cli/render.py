@@ -1,0 +1,80 @@
+"""Tables for people: the views the endpoints return, printed with a header by rich."""
+
+import datetime
+from typing import Any
+
+
+def _when(instant: float | None) -> str:
+    if not instant:
+        return "-"
+    return datetime.datetime.fromtimestamp(instant).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _gib(count: int | None) -> str:
+    if not count:
+        return "-"
+    return f"{count / 2**30:.1f} GiB"
+
+
+def _print(table: Any) -> None:
+    from rich.console import Console
+
+    Console().print(table)
+
+
+def _table(title: str, columns: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+def chores(view: dict[str, dict[str, Any]], title: str) -> None:
+    if not view:
+        print(f"{title}: none")
+        return
+    table = _table(title, ["id", "owner", "status", "sailor", "cpus", "gpus", "script",
+                           "started", "reason"])
+    for chore in view.values():
+        res = chore["ressources"]
+        gpus = str(res["gpus"]) + (f" {res['gpu_type']}" if res.get("gpu_type") else "")
+        table.add_row(chore["chore_id"], chore.get("owner_name") or str(chore["owner"]),
+                      chore["status"], chore.get("sailor") or "-", str(res["cpus"]), gpus,
+                      chore["script"], _when(chore.get("start")), chore.get("reason") or "")
+    _print(table)
+
+
+def chore(record: dict[str, Any], headline: str) -> None:
+    table = _table(headline, ["field", "value"])
+    res = record["ressources"]
+    rows = [
+        ("chore", record["chore_id"]), ("status", record["status"]),
+        ("reason", record.get("reason") or ""), ("script", record["script"]),
+        ("cpus", str(res["cpus"])), ("gpus", str(res["gpus"])),
+        ("sailor", record.get("sailor") or "-"), ("stdout", record.get("stdout") or "-"),
+        ("stderr", record.get("stderr") or "-"),
+    ]
+    if record.get("exit_code") is not None:
+        rows.append(("exit code", str(record["exit_code"])))
+    for key, value in rows:
+        table.add_row(key, value)
+    _print(table)
+
+
+def crew(view: dict[str, dict[str, Any]]) -> None:
+    if not view:
+        print("crew: no sailors yet (add one with captain --prereg NAME IP services=...)")
+        return
+    table = _table("crew", ["sailor", "ip", "services", "status", "cpus used", "gpus used",
+                            "ram", "chores", "last seen"])
+    for sailor in view.values():
+        gpus = len(sailor["gpus"])
+        table.add_row(
+            sailor["name"], sailor["ip"], ",".join(sailor["services"]), sailor["status"],
+            f"{sailor['cpus_in_use']}/{sailor['cpus']}",
+            f"{len(sailor['gpus_in_use'])}/{gpus}" if gpus else "-",
+            _gib(sailor["ram"]), str(sailor["chores"]), _when(sailor.get("last_seen")),
+        )
+    _print(table)

@@ -1,0 +1,50 @@
+"""One event per line, each line carrying a CRC-32 of the event's bytes.
+
+A line reads `{"crc":"1a2b3c4d","e":{...event...}}`: still JSON for people and tools
+(`jq .e`), and checkable without decoding, since the event's bytes sit at a fixed offset.
+"""
+
+import zlib
+
+import msgspec
+
+from eventlog.events import AnyEvent
+
+_PREFIX = b'{"crc":"'
+_MIDDLE = b'","e":'
+_SUFFIX = b"}\n"
+_EVENT_START = len(_PREFIX) + 8 + len(_MIDDLE)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+class BadLine(ValueError):
+    """A line that is torn, altered or not an event."""
+
+
+def encode_line(event: AnyEvent) -> bytes:
+    body = _encoder.encode(event)
+    crc = b"%08x" % zlib.crc32(body)
+    return _PREFIX + crc + _MIDDLE + body + _SUFFIX
+
+
+def decode_line(line: bytes) -> AnyEvent:
+    """The event of one line (with or without its newline), or BadLine saying why."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if not line.startswith(_PREFIX) or line[_EVENT_START - len(_MIDDLE):_EVENT_START] != _MIDDLE:
+        raise BadLine("not an event line")
+    if not line.endswith(b"}"):
+        raise BadLine("line is cut short")
+    body = line[_EVENT_START:-1]
+    try:
+        expected = int(line[len(_PREFIX):len(_PREFIX) + 8], 16)
+    except ValueError:
+        raise BadLine("checksum is not hexadecimal") from None
+    if zlib.crc32(body) != expected:
+        raise BadLine("checksum does not match")
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadLine(f"event does not decode: {exc}") from None

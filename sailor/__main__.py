@@ -1,0 +1,3 @@
+from cli.sailor_cmd import main
+
+main()

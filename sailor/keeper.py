@@ -1,0 +1,172 @@
+"""The chore keeper: a small process that runs one chore as its user and records its end.
+
+The sailor starts `python -I -m sailor.keeper SPEC` in a session of its own, so the keeper
+(and the chore) outlive a restart of the sailor. The keeper puts the chore in its own control
+groups (or process group), switches to the user, runs the script by path, waits for it,
+enforces the time limit, and writes the exit status to a file the sailor reads, even when
+the sailor was away. SIGTERM asks the keeper to cancel the chore: it sends SIGTERM to every
+process of it, waits a grace period, then SIGKILL. Standard library only: it starts fast.
+"""
+
+import errno
+import json
+import os
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+from sailor import cgroups
+
+_cancel_asked = False
+
+
+def _ask_cancel(signum: int, frame: object) -> None:
+    global _cancel_asked
+    _cancel_asked = True
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w") as file:
+        json.dump(data, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+
+
+def run_chore_process(spec: dict, groups: dict[str, Path], memory: str) -> None:
+    """In the forked child: confine, switch user, open outputs, exec. Never returns."""
+    try:
+        cgroups.join(groups, os.getpid())
+        os.setpgid(0, 0)
+        os.sched_setaffinity(0, spec["cores"])
+        if spec.get("ram") and memory == "none":
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (spec["ram"], spec["ram"]))
+        os.setgroups(spec["groups"])
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
+        os.chdir(os.path.dirname(spec["script"]))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(spec["stdout"], flags, 0o644)
+        err = os.open(spec["stderr"], flags, 0o644)
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+    except OSError as exc:
+        os.write(2, f"captain: could not start the chore: {exc}\n".encode())
+        os._exit(126)
+    script = spec["script"]
+    try:
+        os.execve(script, [script], spec["env"])
+    except OSError as exc:
+        if exc.errno == errno.ENOEXEC:
+            try:
+                os.execve("/bin/sh", ["/bin/sh", script], spec["env"])
+            except OSError as exc2:
+                exc = exc2
+        os.write(2, f"captain: could not run {script}: {exc.strerror}\n".encode())
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
+
+
+def signal_all(groups: dict[str, Path], child: int, signum: int) -> None:
+    targets = cgroups.members(groups)
+    for pid in targets:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(child, signum)
+    except ProcessLookupError:
+        pass
+
+
+def stop_chore(groups: dict[str, Path], child: int, grace_s: float) -> None:
+    """SIGTERM to every process of the chore, then SIGKILL to what is left."""
+    signal_all(groups, child, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not cgroups.members(groups) and not _group_alive(child):
+            return
+        time.sleep(0.05)
+    signal_all(groups, child, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def wait_for(child: int, deadline: float | None, grace_s: float,
+             groups: dict[str, Path]) -> tuple[int, str | None]:
+    """Waits for the chore; returns its wait status and why the keeper stopped it, if it did."""
+    pidfd = os.pidfd_open(child)
+    stopped_for: str | None = None
+    while True:
+        timeout = 0.1
+        if deadline is not None and stopped_for is None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+        select.select([pidfd], [], [], timeout)
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            os.close(pidfd)
+            return status, stopped_for
+        if stopped_for is None and _cancel_asked:
+            stopped_for = "canceled"
+            stop_chore(groups, child, grace_s)
+        elif stopped_for is None and deadline is not None and time.monotonic() >= deadline:
+            stopped_for = "time limit"
+            stop_chore(groups, child, grace_s)
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    folder = Path(spec_path).parent
+    signal.signal(signal.SIGTERM, _ask_cancel)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    groups = {k: Path(v) for k, v in spec["cgroups"].items()}
+    try:
+        memory = cgroups.create(groups, spec.get("ram"))
+    except OSError as exc:
+        print(f"keeper: no control groups ({exc}); using the process group", file=sys.stderr)
+        groups, memory = {}, "none"
+    if spec.get("ram") and memory == "none":
+        memory = "rlimit"
+    started_mono = time.monotonic()
+    child = os.fork()
+    if child == 0:
+        run_chore_process(spec, groups, memory)
+    write_json_atomically(folder / "started.json",
+                          {"pid": child, "keeper_pid": os.getpid(), "memory_limit": memory})
+    print(json.dumps({"pid": child, "memory_limit": memory}), flush=True)
+    os.close(1)
+    max_time_s = spec.get("max_time_s")
+    deadline = started_mono + max_time_s if max_time_s else None
+    status, stopped_for = wait_for(child, deadline, spec.get("grace_s", 5.0), groups)
+    if cgroups.members(groups) or _group_alive(child):
+        stop_chore(groups, child, 0.5)
+    end = {
+        "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
+        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        "stopped_for": stopped_for,
+        "out_of_memory": cgroups.out_of_memory(groups),
+        "run_s": round(time.monotonic() - started_mono, 3),
+    }
+    write_json_atomically(folder / "ended.json", end)
+    cgroups.remove(groups)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
