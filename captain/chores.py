@@ -95,12 +95,12 @@ def _check_fits_somewhere(captain: "Captain", chore: ChoreState) -> None:
     most_cpus = max((s.cpus for s in sailors), default=0)
     most_gpus = max((len(s.gpus) for s in sailors), default=0)
     if chore.cpus > most_cpus:
-        raise bad_request(f"{chore.cpus} cores asked, but no sailor of {where} has more than "
-                          f"{most_cpus}", "cpus")
+        raise bad_request(f"cpus={chore.cpus}: no sailor of {where} has more than "
+                          f"{most_cpus} cores", "cpus")
     if chore.gpus > most_gpus or chore.gpu_type or chore.vram:
-        raise bad_request(f"{chore.gpus} GPUs asked, but no sailor of {where} has that many "
-                          f"of the asked kind (the most is {most_gpus})", "gpus")
-    raise bad_request(f"no sailor of {where} has the memory asked", "ram")
+        raise bad_request(f"gpus={chore.gpus}: no sailor of {where} has that many GPUs of "
+                          f"the asked kind (the most is {most_gpus})", "gpus")
+    raise bad_request(f"ram={chore.ram}: no sailor of {where} has that much memory", "ram")
 
 
 def _check_user_limits(captain: "Captain", caller: Caller) -> None:
