@@ -1,3 +1,4 @@
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -6,8 +7,10 @@ import pytest
 
 from crew import Crew, ensure_user, kill_user_processes, world_readable_folder
 
-TEST_USER = "captaintest"
-OTHER_USER = "captainother"
+# Sessions that run suites side by side on one machine give each suite its own users.
+_SUFFIX = os.environ.get("CAPTAIN_TEST_USER_SUFFIX", "")
+TEST_USER = f"captaintest{_SUFFIX}"
+OTHER_USER = f"captainother{_SUFFIX}"
 
 
 @pytest.fixture
