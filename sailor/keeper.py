@@ -46,9 +46,10 @@ def run_chore_process(spec: dict, groups: dict[str, Path], memory: str) -> None:
             import resource
 
             resource.setrlimit(resource.RLIMIT_AS, (spec["ram"], spec["ram"]))
-        os.setgroups(spec["groups"])
-        os.setgid(spec["gid"])
-        os.setuid(spec["uid"])
+        if os.getuid() != spec["uid"]:
+            os.setgroups(spec["groups"])
+            os.setgid(spec["gid"])
+            os.setuid(spec["uid"])
         os.chdir(os.path.dirname(spec["script"]))
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         out = os.open(spec["stdout"], flags, 0o644)
