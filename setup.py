@@ -104,6 +104,17 @@ def as_root(command: list[str]) -> list[str]:
     return command if is_root() else ["sudo", *command]
 
 
+def can_write(path: Path) -> bool:
+    """Whether this user may write in `path` (the nearest folder that exists decides)."""
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    return os.access(existing, os.W_OK)
+
+
+def as_writer_of(path: Path, command: list[str]) -> list[str]:
+    """The command as it must run to write in `path`: through sudo only when needed."""
+    return command if can_write(path) else as_root(command)
+
+
 def tail(text: str, lines: int = PIP_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -490,13 +501,13 @@ def preparation_steps(args: argparse.Namespace, daemons: list[Daemon]) -> list[l
     """What a machine needs with or without systemd: the data folders, and the sailor's
     first run when it has no saved resources."""
     steps = [
-        as_root(["install", "-d", "-m", "0700", str(daemon.data)])
+        as_writer_of(daemon.data, ["install", "-d", "-m", "0700", str(daemon.data)])
         for daemon in daemons
         if not daemon.data.is_dir()
     ]
     for daemon in daemons:
         if daemon.name == "sailor" and not (daemon.data / "resources.json").exists():
-            steps.append(as_root(first_run_command(args, daemon)))
+            steps.append(as_writer_of(daemon.data, first_run_command(args, daemon)))
     return steps
 
 
@@ -528,7 +539,7 @@ def unit_changed(path: Path, text: str) -> bool:
 def install_units(unit_dir: Path, daemons: list[Daemon], units: dict[str, str]) -> None:
     for daemon in daemons:
         path = unit_dir / daemon.unit_name
-        if is_root() or os.access(path.parent, os.W_OK):
+        if can_write(path.parent):
             write_file_atomic(path, units[daemon.name], 0o644)
         else:
             install_through_sudo(path, units[daemon.name])
@@ -574,8 +585,8 @@ def check_resources_saved(daemons: list[Daemon]) -> None:
 
 def setup_services(args: argparse.Namespace, names: list[str]) -> None:
     # 1. The answers (options first, then questions at a terminal), and the environment.
-    daemons = plan_daemons(args, names)
     check_safe_path(ROOT, "the install folder")
+    daemons = plan_daemons(args, names)
     for daemon in daemons:
         check_safe_path(daemon.data, f"the {daemon.name} data folder")
     built = all((VENV_BIN / name).exists() for name in names)

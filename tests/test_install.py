@@ -34,21 +34,13 @@ PROMPT_TIMEOUT_S = 60
 USER_BASHRC = "# the user's own settings\nexport EDITOR=vi\nalias ll='ls -l'\n"
 # Variables that tell pip where its packages are; everything else is left out, as for a
 # user who logs in afresh.
-PASSED_VARIABLES = (
-    "PIP_",
-    "SSL_CERT_",
-    "REQUESTS_CA_BUNDLE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
+PASSED_VARIABLES = ("PIP_", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+                    "http_proxy", "https_proxy", "NO_PROXY", "no_proxy")
+NOT_COPIED = shutil.ignore_patterns(".git", ".captainenv", ".testenv", "__pycache__", "*.pyc",
+                                    ".*_cache", "data", "test-output")
 SKIP_WITH_SYSTEMD = pytest.mark.skipif(
     Path("/run/systemd/system").is_dir(),
-    reason="systemd runs here: this test would enable services on this machine",
-)
+    reason="systemd runs here: this test would enable services on this machine")
 
 
 @dataclass
@@ -64,31 +56,19 @@ class Install:
 
 def clean_env(home: Path) -> dict[str, str]:
     env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-    env.update(
-        {key: value for key, value in os.environ.items() if key.startswith(PASSED_VARIABLES)}
-    )
+    env.update({key: value for key, value in os.environ.items()
+                if key.startswith(PASSED_VARIABLES)})
     return env
 
 
 def copy_repository(dest: Path) -> None:
-    """The files git knows of (tracked, or new and not ignored); every file but build
-    outputs where git is not there to ask."""
-    listing = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-    )
-    if listing.returncode != 0:
-        ignored = shutil.ignore_patterns(
-            ".git",
-            ".captainenv",
-            ".testenv",
-            "__pycache__",
-            "*.pyc",
-            ".*_cache",
-            "data",
-            "test-output",
-        )
-        shutil.copytree(REPO, dest, ignore=ignored)
+    """The files git knows of (tracked, or new and not ignored); where git cannot say,
+    every file but build outputs."""
+    command = ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
+               "--exclude-standard"]
+    listing = subprocess.run(command, capture_output=True) if shutil.which("git") else None
+    if listing is None or listing.returncode != 0:
+        shutil.copytree(REPO, dest, ignore=NOT_COPIED)
         return
     for name in listing.stdout.decode().split("\0"):
         source = REPO / name
@@ -97,35 +77,21 @@ def copy_repository(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-def run_setup(
-    src: Path, home: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [PYTHON, "setup.py", *args],
-        cwd=src,
-        env=clean_env(home),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SETUP_TIMEOUT_S,
-    )
+def run_setup(src: Path, home: Path, *args: str, check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([PYTHON, "setup.py", *args], cwd=src, env=clean_env(home),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=SETUP_TIMEOUT_S)
     if check and result.returncode != 0:
-        pytest.fail(
-            f"setup.py {' '.join(args)} exited {result.returncode}:\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
+        pytest.fail(f"setup.py {' '.join(args)} exited {result.returncode}:\n"
+                    f"{result.stdout}\n{result.stderr}")
     return result
 
 
 def interactive_bash(home: Path, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-ic", command],
-        env=clean_env(home),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SHELL_TIMEOUT_S,
-    )
+    return subprocess.run(["bash", "-ic", command], env=clean_env(home),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=SHELL_TIMEOUT_S)
 
 
 def load_setup_module() -> ModuleType:
@@ -150,21 +116,16 @@ def install() -> Iterator[Install]:
         installed = Install(src=top / "src", home=top / "home", bin_dir=top / "bin")
         copy_repository(installed.src)
         # A daemon's default data folder in the checkout holds secrets (the cluster key).
-        (installed.src / "data" / "sailor").mkdir(parents=True)
-        (installed.src / "data" / "sailor" / "resources.json").write_text("{}")
-        (installed.src / "data" / "sailor" / "resources.json").chmod(0o600)
+        resources = installed.src / "data" / "sailor" / "resources.json"
+        resources.parent.mkdir(parents=True)
+        resources.write_text("{}")
+        resources.chmod(0o600)
         installed.home.mkdir()
         (installed.home / ".bashrc").write_text(USER_BASHRC)
 
         for _ in range(2):
-            run_setup(
-                installed.src,
-                installed.home,
-                "--captain",
-                "--sailor",
-                "--bin-dir",
-                str(installed.bin_dir),
-            )
+            run_setup(installed.src, installed.home, "--captain", "--sailor",
+                      "--bin-dir", str(installed.bin_dir))
         yield installed
     finally:
         shutil.rmtree(top, ignore_errors=True)
@@ -178,19 +139,20 @@ def test_environment_holds_both_commands(install: Install) -> None:
     for name in ("python", "captain", "sailor"):
         assert os.access(install.venv / "bin" / name, os.X_OK), name
 
-    imported = subprocess.run(
-        [str(install.venv / "bin" / "python"), "-c", "import cli, common, captain, sailor"],
-        capture_output=True,
-    )
+    # From /, so that the checkout's own packages are not the ones imported.
+    imported = subprocess.run([str(install.venv / "bin" / "python"), "-c",
+                               "import cli, common, captain, sailor"], capture_output=True,
+                              cwd="/")
     assert imported.returncode == 0, imported.stderr
 
 
 def test_aliases_written_once_after_two_runs(install: Install) -> None:
-    lines = (install.home / ".bashrc").read_text().splitlines()
+    text = (install.home / ".bashrc").read_text()
+    lines = text.splitlines()
 
     assert sum(line.startswith("alias captain=") for line in lines) == 1
     assert sum(line.startswith("alias sailor=") for line in lines) == 1
-    assert (install.home / ".bashrc").read_text().startswith(USER_BASHRC)
+    assert text.startswith(USER_BASHRC)
 
 
 def test_alias_activates_environment_and_runs_its_program(install: Install) -> None:
@@ -224,13 +186,8 @@ def test_wrappers_call_environment_programs(install: Install) -> None:
         assert stat.S_IMODE(wrapper.stat().st_mode) == 0o755
         assert f'{install.venv}/bin/{name} "$@"' in wrapper.read_text()
         if cli_exists(name):
-            ran = subprocess.run(
-                [str(wrapper), "--help"],
-                capture_output=True,
-                text=True,
-                env=clean_env(install.home),
-                timeout=SHELL_TIMEOUT_S,
-            )
+            ran = subprocess.run([str(wrapper), "--help"], capture_output=True, text=True,
+                                 env=clean_env(install.home), timeout=SHELL_TIMEOUT_S)
             assert ran.returncode == 0, ran.stderr
 
 
@@ -247,22 +204,10 @@ def test_nothing_left_world_writable(install: Install) -> None:
 def test_other_users_can_run_environment(install: Install) -> None:
     if shutil.which("runuser") is None:
         pytest.skip("runuser is missing")
+    python = str(install.venv / "bin" / "python")
 
-    ran = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "nobody",
-            "--",
-            str(install.venv / "bin" / "python"),
-            "-c",
-            "import cli, common",
-        ],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        timeout=SHELL_TIMEOUT_S,
-    )
+    ran = subprocess.run(["runuser", "-u", "nobody", "--", python, "-c", "import cli, common"],
+                         capture_output=True, text=True, cwd="/", timeout=SHELL_TIMEOUT_S)
 
     assert ran.returncode == 0, ran.stderr
 
@@ -291,11 +236,8 @@ def test_alias_block_keeps_names_from_earlier_runs() -> None:
     captain_only = setup.with_alias_block(USER_BASHRC, {"captain"})
     both = setup.with_alias_block(captain_only, {"sailor"})
 
-    assert [line.split("=")[0] for line in both.splitlines() if line.startswith("alias ")] == [
-        "alias ll",
-        "alias captain",
-        "alias sailor",
-    ]
+    aliases = [line.split("=")[0] for line in both.splitlines() if line.startswith("alias ")]
+    assert aliases == ["alias ll", "alias captain", "alias sailor"]
     assert setup.with_alias_block(both, {"captain", "sailor"}) == both
     assert setup.split_alias_block(both) == (USER_BASHRC, {"captain", "sailor"})
 
