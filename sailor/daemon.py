@@ -46,6 +46,7 @@ class Sailor:
         self._report_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped: dict[str, float] = {}
+        self._starting: dict[str, asyncio.Future[msg.OrderAnswer]] = {}
         self._captain_reachable = True
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -130,6 +131,16 @@ class Sailor:
     # --- chores -----------------------------------------------------------------------------
 
     async def take_order(self, order: msg.ChoreOrder) -> msg.OrderAnswer:
+        """Starts a chore once: an order repeated while (or after) it starts gets the same
+        answer."""
+        starting = self._starting.get(order.chore_id)
+        if starting is None:
+            starting = asyncio.ensure_future(self._start(order))
+            self._starting[order.chore_id] = starting
+            starting.add_done_callback(lambda _: self._starting.pop(order.chore_id, None))
+        return await asyncio.shield(starting)
+
+    async def _start(self, order: msg.ChoreOrder) -> msg.OrderAnswer:
         entry = self.registry.entries.get(order.chore_id)
         if entry is not None:
             return msg.OrderAnswer(accepted=True, pid=entry.pid, memory_limit=entry.memory_limit)
