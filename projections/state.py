@@ -54,6 +54,7 @@ class ChoreState(msgspec.Struct, kw_only=True):
     memory_limit: str = "none"
     requested_at: float = 0.0
     assigned_at: float | None = None
+    assignment: int = 0
     start: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
@@ -180,6 +181,7 @@ def _chore_assigned(state: State, event: ev.ChoreAssigned) -> None:
     chore.cores = list(event.cores)
     chore.gpu_ids = list(event.gpu_ids)
     chore.assigned_at = event.at
+    chore.assignment = event.seq
     state.pending.pop(event.chore_id, None)
     _hold(sailor, chore)
 

@@ -23,6 +23,7 @@ class Entry(msgspec.Struct, kw_only=True):
     gpu_ids: list[int]
     memory_limit: str = "none"
     started_at: float = 0.0
+    assignment: int = 0
     cancel_reason: str | None = None
     start_acked: bool = False
     end: ChoreReport | None = None

@@ -17,7 +17,8 @@ OTHER_USER = f"captainother{_SUFFIX}"
 def scratch() -> Iterator[Path]:
     folder = world_readable_folder("captain-test-")
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    if not os.environ.get("CAPTAIN_TEST_KEEP"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
