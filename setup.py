@@ -5,6 +5,8 @@ This is the admin's installer, not a build script: hatchling builds the package 
 pyproject.toml and never runs this file. It uses the standard library only, because it runs
 before any environment exists.
 
+    python3 setup.py --local-crew           environment, then a captain, a sailor and an
+                                            example chore on this machine (data/local/)
     python3 setup.py --captain --sailor     environment in .captainenv, aliases in ~/.bashrc
                                             (and, as root, /usr/local/bin/captain and sailor)
     python3 setup.py --remove-aliases       take the aliases out of ~/.bashrc
@@ -679,6 +681,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     flag("--remove-aliases", action="store_true", help="take the aliases out of ~/.bashrc")
     flag("--uninstall", action="store_true", help="remove aliases, wrappers and environment")
     flag(
+        "--local-crew",
+        action="store_true",
+        help="build the environment, then start a captain and a sailor on this machine and "
+        "run an example chore (everything in data/local/; stop with --local-crew-stop)",
+    )
+    flag("--local-crew-stop", action="store_true", help="stop the local crew's daemons")
+    flag(
         "--bin-dir",
         type=Path,
         metavar="DIR",
@@ -718,6 +727,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def check_combination(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     chosen = args.captain or args.sailor
+    if args.local_crew or args.local_crew_stop:
+        if args.service or args.remove_aliases or args.uninstall:
+            parser.error("--local-crew goes alone or with --captain/--sailor")
+        return
     if args.remove_aliases or args.uninstall:
         if chosen or args.service:
             parser.error("--remove-aliases and --uninstall go alone")
@@ -743,6 +756,13 @@ def uninstall(bin_dir: Path | None) -> None:
         )
 
 
+def run_local_crew(extra: list[str]) -> int:
+    """Hands over to the environment's local crew runner (see cli/local_crew.py)."""
+    if not (VENV_BIN / "python").exists():
+        raise SetupError(f"no environment in {VENV}: run python3 setup.py --local-crew")
+    return subprocess.call([str(VENV_BIN / "python"), "-m", "cli.local_crew", *extra])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     names = [name for name in PROGRAMS if getattr(args, name)]
@@ -753,6 +773,12 @@ def main(argv: list[str] | None = None) -> int:
             remove_aliases()
         elif args.service:
             setup_services(args, names)
+        elif args.local_crew_stop:
+            return run_local_crew(["--stop"])
+        elif args.local_crew and not names:
+            check_safe_path(ROOT, "the install folder")
+            build_environment(args.python)
+            return run_local_crew([])
         else:
             check_safe_path(ROOT, "the install folder")
             build_environment(args.python)
@@ -760,6 +786,8 @@ def main(argv: list[str] | None = None) -> int:
             bin_dir = wrapper_dir(args.bin_dir)
             if bin_dir is not None:
                 write_wrappers(bin_dir, set(names))
+            if args.local_crew:
+                return run_local_crew([])
     except SetupError as error:
         print(f"setup.py: error: {error}", file=sys.stderr)
         return 1

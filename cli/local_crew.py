@@ -145,7 +145,7 @@ def run_example(folder: Path, port: int) -> int:
     print("-" * 60)
     print(f"dashboard: http://127.0.0.1:{port}/")
     print(f"try:       {CAPTAIN} --consult --port {port}")
-    print(f"stop:      {sys.executable} -m cli.local_crew --stop")
+    print("stop:      python3 setup.py --local-crew-stop")
     return 0 if chore["status"] == "done" else 1
 
 
