@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from captain.scheduler import Placement, place
+from captain.scheduler import Placement, Wait, place
 from common import messages as msg
 from eventlog import events as ev
+from projections.state import ChoreState
 
 if TYPE_CHECKING:
     from captain.core import Captain
@@ -52,12 +53,23 @@ class Dispatcher:
         await asyncio.gather(*self._orders, return_exceptions=True)
 
     def place_pending(self) -> None:
-        """One scheduling pass over the pending chores, oldest first."""
+        """One scheduling pass over the pending chores, oldest first.
+
+        A pass only takes room, never frees it: once a chore has to wait, every later chore
+        of the same shape waits for the same reason, and is not placed again in this pass.
+        """
         state = self.captain.state
         recorder = self.captain.recorder
+        waits: dict[tuple[object, ...], Wait] = {}
         for chore_id in list(state.pending):
             chore = state.chores[chore_id]
-            decision = place(state, chore, self._passed_over_for(chore_id))
+            passed_over = self._passed_over_for(chore_id)
+            shape = None if passed_over else _shape(chore)
+            decision = waits.get(shape) if shape is not None else None
+            if decision is None:
+                decision = place(state, chore, passed_over)
+                if isinstance(decision, Wait) and shape is not None:
+                    waits[shape] = decision
             if isinstance(decision, Placement):
                 log.info("dispatcher: chore=%s assigned to sailor=%s cores=%s gpus=%s",
                          chore_id, decision.sailor, decision.cores, decision.gpu_ids)
@@ -147,6 +159,12 @@ class Dispatcher:
 
     def cancel_later(self, chore_id: str, sailor: str, reason: str) -> None:
         self._spawn(self.send_cancel(chore_id, sailor, reason))
+
+
+def _shape(chore: ChoreState) -> tuple[object, ...]:
+    """What place() reads of a chore: two chores of one shape get the same answer."""
+    return (chore.owner, chore.service, chore.sailor_asked, chore.cpus, chore.gpus,
+            chore.gpu_type, chore.vram, chore.ram)
 
 
 async def _ignore_failure(durable: Awaitable[None]) -> None:

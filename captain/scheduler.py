@@ -78,10 +78,14 @@ def place(state: State, chore: ChoreState, passed_over: frozenset[str] = frozens
     best: Placement | None = None
     best_free = 0
     for sailor in sailors:
+        # Counting first keeps a pass over a large crew cheap: fit() builds lists, and a
+        # sailor short of cores, or no better than the best fit so far, needs none of them.
+        free_after = len(sailor.cores) - len(sailor.cores_in_use) - chore.cpus
+        if free_after < 0 or (best is not None and free_after >= best_free):
+            continue
         placement = fit(sailor, chore)
         if placement is None:
             continue
-        free_after = len(sailor.cores) - len(sailor.cores_in_use) - chore.cpus
         if best is None or free_after < best_free:
             best, best_free = placement, free_after
     if best is not None:
