@@ -27,7 +27,8 @@ class Captain:
     def __init__(self, settings: CaptainSettings, clock: Clock = CLOCK) -> None:
         self.settings = settings
         self.clock = clock
-        self.recorder = Recorder(settings.log_dir, clock)
+        self.recorder = Recorder(settings.log_dir, clock,
+                                 snapshot_every=settings.snapshot_every)
         self.last_seen_mono: dict[str, float] = {}
         self.last_seen_wall: dict[str, float] = {}
         self.dispatcher = Dispatcher(self)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from captain import chores, crew
+from captain import chores, crew, event_stream, history
 from captain.chores import Caller
 from captain.core import Captain
 from captain.errors import Refusal, bad_request, forbidden
@@ -107,7 +107,8 @@ async def user_consult(request: web.Request) -> web.Response:
         everyone = request.query.get("all", "") in ("1", "true", "yes")
     if everyone and not caller.is_admin:
         raise forbidden("only root may consult every user's chores (--all)")
-    return json_response(chores_view(captain.state, None if everyone else caller.uid))
+    state = await history.past_state(request) or captain.state
+    return json_response(chores_view(state, None if everyone else caller.uid))
 
 
 async def user_cancel(request: web.Request) -> web.Response:
@@ -121,6 +122,9 @@ async def user_cancel(request: web.Request) -> web.Response:
 
 async def crew_list(request: web.Request) -> web.Response:
     captain = captain_of(request)
+    past = await history.past_state(request)
+    if past is not None:
+        return json_response(crew_view(past, {}))
     return json_response(crew_view(captain.state, captain.last_seen_wall))
 
 
@@ -187,4 +191,6 @@ def make_app(captain: Captain) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
+    event_stream.install(app, captain)
+    history.install(app)
     return app

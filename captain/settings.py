@@ -33,6 +33,7 @@ class CaptainSettings(msgspec.Struct, kw_only=True):
     housekeeping_interval_s: float = 0.5
     views_interval_s: float = 0.5
     allow_root_chores: bool = False
+    snapshot_every: int = 50_000
 
     @property
     def log_dir(self) -> Path:

@@ -65,14 +65,35 @@ class Request:
 @click.option("--prereg", "do_prereg", is_flag=True,
               help="Add a sailor to the crew list: NAME IP [services=S1,S2].")
 @click.option("--crew", "do_crew", is_flag=True, help="Show the crew and its state.")
+@click.option("--watch", "do_watch", is_flag=True,
+              help="Follow the events live until Ctrl-C: [chore=ID] [sailor=NAME] [user=NAME].")
+@click.option("--history", "do_history", is_flag=True,
+              help="The story of a chore: [CHORE_ID]; without one, the latest events.")
+@click.option("--limit", type=click.IntRange(1, 10_000), metavar="N",
+              help="With --history and no chore: how many events (default 100).")
+@click.option("--at", metavar="TIME",
+              help="With --crew or --consult: the view as it was then (ISO time or epoch s).")
+@click.option("--check-log", "do_check_log", is_flag=True,
+              help="Check every line of the event log in --data (no captain needed).")
+@click.option("--snapshot-every", type=click.IntRange(0), default=50_000, show_default=True,
+              metavar="N", help="With --serve: events between snapshots of the state (0: none).")
 @click.option("--port", type=click.IntRange(1, 65535), envvar="CAPTAIN_PORT",
               help="Where the captain listens (default: CAPTAIN_PORT or 8750).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON answer.")
-def main(words: tuple[str, ...], serve_port: int | None, host: str, data_dir: Path | None,
+def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | None,
+         at: str | None, do_check_log: bool, snapshot_every: int,
+         serve_port: int | None, host: str, data_dir: Path | None,
          allow_root_chores: bool, down_after: float, retention: float, order_timeout: float,
          do_chore: bool, do_consult: bool, everyone: bool, cancel_id: str | None,
          do_prereg: bool, do_crew: bool, port: int | None, as_json: bool) -> None:
     """Captain: the head of a crew of sailors that run chores."""
+    if do_watch or do_history or do_check_log:
+        others = [serve_port is not None, do_chore, do_consult, do_crew, at is not None]
+        if do_watch + do_history + do_check_log + sum(others) != 1:
+            raise click.UsageError("--watch, --history and --check-log go alone")
+        sys.exit(_read_log(do_watch, do_history, words, limit, data_dir, port, as_json))
+    if at is not None and not (do_crew or do_consult):
+        raise click.UsageError("--at goes with --crew or --consult")
     chosen = [serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
               do_crew]
     if sum(chosen) != 1:
@@ -80,13 +101,13 @@ def main(words: tuple[str, ...], serve_port: int | None, host: str, data_dir: Pa
                                "--prereg, --crew")
     if serve_port is not None:
         sys.exit(_serve(serve_port, host, data_dir, allow_root_chores, down_after, retention,
-                        order_timeout))
+                        order_timeout, snapshot_every=snapshot_every))
     request = Request(port, as_json)
     try:
         if do_chore:
             _chore(request, words)
         elif do_consult:
-            _consult(request, everyone)
+            _consult(request, everyone, at)
         elif cancel_id is not None:
             _cancel(request, cancel_id)
         elif do_prereg:
@@ -94,20 +115,21 @@ def main(words: tuple[str, ...], serve_port: int | None, host: str, data_dir: Pa
         elif do_crew:
             from cli import render
 
-            render.crew(request.send("GET", "/crew"))
+            render.crew(request.send("GET", _at("/crew", at)))
     except arguments.BadArguments as exc:
         fail(str(exc))
 
 
 def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
-           down_after: float, retention: float, order_timeout: float) -> int:
+           down_after: float, retention: float, order_timeout: float,
+           snapshot_every: int = 50_000) -> int:
     from captain.server import serve
     from captain.settings import CaptainSettings, default_data_dir
 
     settings = CaptainSettings(
         data_dir=(data_dir or default_data_dir("captain")).resolve(), host=host, port=port,
         allow_root_chores=allow_root_chores, down_after_s=down_after, retention_s=retention,
-        order_timeout_s=order_timeout,
+        order_timeout_s=order_timeout, snapshot_every=snapshot_every,
     )
     return serve(settings)
 
@@ -120,11 +142,41 @@ def _chore(request: Request, words: tuple[str, ...]) -> None:
     render.chore(record, f"chore {record['chore_id']}")
 
 
-def _consult(request: Request, everyone: bool) -> None:
+def _consult(request: Request, everyone: bool, at: str | None) -> None:
     from cli import render
 
-    view = request.send("GET", "/user_consult?all=1" if everyone else "/user_consult")
-    render.chores(view, "all chores" if everyone else "your chores")
+    path = "/user_consult?all=1" if everyone else "/user_consult"
+    view = request.send("GET", _at(path, at))
+    title = "all chores" if everyone else "your chores"
+    render.chores(view, title if at is None else f"{title} at {at}")
+
+
+def _at(path: str, at: str | None) -> str:
+    from cli.log_cmds import at_query
+
+    query = at_query(at)
+    if not query:
+        return path
+    return path + ("&" if "?" in path else "?") + query
+
+
+def _read_log(do_watch: bool, do_history: bool, words: tuple[str, ...], limit: int | None,
+              data_dir: Path | None, port: int | None, as_json: bool) -> int:
+    """--watch, --history and --check-log: the commands that read the event log."""
+    from cli import log_cmds
+
+    try:
+        if do_watch:
+            log_cmds.watch(captain_address(port), words, as_json)
+            return 0
+        if do_history:
+            request = Request(port, as_json)
+            path = log_cmds.history_path(words, limit)
+            log_cmds.print_history(request.send("GET", path), words[0] if words else None)
+            return 0
+        return log_cmds.check_log(data_dir, as_json)
+    except arguments.BadArguments as exc:
+        fail(str(exc))
 
 
 def _cancel(request: Request, chore_id: str) -> None:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eventlog.codec import BadLine, decode_line
+from eventlog import faults
+from eventlog.codec import BadLine, decode_line, seq_of, verify_line
 from eventlog.events import AnyEvent
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,12 @@ class WriteFailed(Exception):
 
 def segment_name(first_seq: int) -> str:
     return f"events-{first_seq:012d}.jsonl"
+
+
+def first_seq_of(segment: Path) -> int:
+    match = SEGMENT_PATTERN.match(segment.name)
+    assert match is not None, f"{segment} is not a segment file"
+    return int(match.group(1))
 
 
 def fsync_folder(folder: Path) -> None:
@@ -71,19 +78,29 @@ class EventStore:
 
         A bad last line of the newest segment (a write cut short by a crash) is moved to a
         file beside the log with a warning; a bad line anywhere else raises LogDamaged.
+        Lines at or below `after_seq` (covered by a snapshot) are checked, not decoded.
         """
+        return self._replay(after_seq, repair=True)
+
+    def replay_durable(self, after_seq: int = 0) -> Iterator[AnyEvent]:
+        """Like replay(), for a store that is open: reads only what was made durable."""
+        return self._replay(after_seq, repair=False)
+
+    def _replay(self, after_seq: int, repair: bool) -> Iterator[AnyEvent]:
         segments = self.segments()
         for index, path in enumerate(segments):
             is_last = index == len(segments) - 1
             if not is_last:
-                next_first = int(SEGMENT_PATTERN.match(segments[index + 1].name).group(1))
+                next_first = first_seq_of(segments[index + 1])
                 if next_first <= after_seq + 1:
                     continue
-            yield from self._replay_segment(path, after_seq, is_last)
+            limit = None if repair or not is_last else self._durable_size
+            yield from self._replay_segment(path, after_seq, is_last and repair, limit)
 
-    def _replay_segment(self, path: Path, after_seq: int, is_last: bool) -> Iterator[AnyEvent]:
+    def _replay_segment(self, path: Path, after_seq: int, is_last: bool,
+                        limit: int | None = None) -> Iterator[AnyEvent]:
         with open(path, "rb") as file:
-            data = file.read()
+            data = file.read() if limit is None else file.read(limit)
         offset = 0
         line_number = 0
         while offset < len(data):
@@ -92,6 +109,9 @@ class EventStore:
             line = data[offset:line_end]
             line_number += 1
             try:
+                if _seq_at_most(line, after_seq):
+                    offset = line_end
+                    continue
                 event = decode_line(line)
             except BadLine as exc:
                 if is_last and line_end == len(data):
@@ -104,6 +124,10 @@ class EventStore:
             if event.seq > after_seq:
                 yield event
             offset = line_end
+
+    def last_seq(self) -> int:
+        """The seq of the newest line on disk (0 for an empty log)."""
+        return self._last_seq_on_disk() if self.segments() else 0
 
     def _set_aside(self, path: Path, offset: int, line: bytes, why: str) -> None:
         aside = path.with_name(path.name + f".torn-at-{offset}")
@@ -185,9 +209,14 @@ class EventStore:
         if self._torn_tail:
             self._cut_back()
         try:
+            if faults.armed("torn-write"):
+                os.write(self._fd, data[:len(data) // 2])
+                faults.crash()
             written = 0
             while written < len(data):
                 written += os.write(self._fd, data[written:])
+            if faults.armed("after-write-before-fsync"):
+                faults.crash()
             os.fsync(self._fd)
         except OSError:
             try:
@@ -217,11 +246,13 @@ class EventStore:
         self._open_segment(self.folder / segment_name(last_seq + 1))
 
     def _last_seq_on_disk(self) -> int:
-        path = self.segments()[-1]
-        with open(path, "rb") as file:
-            file.seek(max(0, os.path.getsize(path) - 65536))
-            tail = file.read().splitlines()
-        return decode_line(tail[-1]).seq
+        for path in reversed(self.segments()):
+            with open(path, "rb") as file:
+                file.seek(max(0, os.path.getsize(path) - 65536))
+                tail = file.read().splitlines()
+            if tail:
+                return decode_line(tail[-1]).seq
+        return 0
 
     async def close(self) -> None:
         if self._writer_task is not None:
@@ -236,3 +267,10 @@ class EventStore:
             os.close(self._fd)
             self._fd = None
         self._executor.shutdown(wait=True)
+
+
+def _seq_at_most(line: bytes, seq: int) -> bool:
+    """True when a checked line's event is at or below `seq`, found without decoding it."""
+    if seq <= 0:
+        return False
+    return seq_of(verify_line(line)) <= seq

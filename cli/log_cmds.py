@@ -1,0 +1,86 @@
+"""The CLI commands that read the event log: watch, history, the views at an instant, check.
+
+`--watch`, `--history` and `--at` ask the captain's endpoints; `--check-log` reads the log
+folder itself and needs no running captain.
+"""
+
+import json
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli import arguments
+
+WATCH_KEYS = ("chore", "sailor", "user")
+
+
+def at_query(at: str | None) -> str:
+    """`at=<epoch seconds>` for an instant given as ISO time or epoch seconds."""
+    if at is None:
+        return ""
+    from common.instants import parse_instant
+
+    try:
+        instant = parse_instant(at)
+    except ValueError as exc:
+        raise arguments.BadArguments(f"--at: {exc}") from None
+    return urllib.parse.urlencode({"at": repr(instant)})
+
+
+def watch(address: tuple[str, int], words: tuple[str, ...], as_json: bool) -> None:
+    from cli.client import CaptainUnreachable
+    from cli.watch import StreamRefused, follow
+
+    filters = arguments.split_pairs(words, WATCH_KEYS)
+    if "chore" in filters and not filters["chore"].isdecimal():
+        raise arguments.BadArguments(f"chore must be a chore id, got '{filters['chore']}'")
+    for key in ("sailor", "user"):
+        if key in filters:
+            arguments.name(key, filters[key])
+    try:
+        follow(address, filters, as_json)
+    except (StreamRefused, CaptainUnreachable) as exc:
+        raise arguments.BadArguments(str(exc)) from None
+
+
+def history_path(words: tuple[str, ...], limit: int | None) -> str:
+    if len(words) > 1:
+        raise arguments.BadArguments("usage: captain --history [CHORE_ID] [--json]")
+    query: dict[str, str] = {}
+    if words:
+        if not words[0].isdecimal():
+            raise arguments.BadArguments(f"a chore id is a number, got '{words[0]}'")
+        query["chore"] = words[0]
+    if limit is not None:
+        query["limit"] = str(limit)
+    return "/history" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+
+
+def print_history(answer: dict[str, Any], chore_id: str | None) -> None:
+    from cli import story
+
+    events = answer.get("events", [])
+    if not events:
+        click.echo("no events" + (f" for chore {chore_id}" if chore_id else ""))
+        return
+    title = f"chore {chore_id}" if chore_id else f"the latest {len(events)} events"
+    click.echo(f"{title}:")
+    for event in events:
+        click.echo(story.line(event))
+
+
+def check_log(data_dir: Path | None, as_json: bool) -> int:
+    from captain.settings import default_data_dir
+    from eventlog.check import check_folder
+
+    folder = (data_dir or default_data_dir("captain")).resolve()
+    report = check_folder(folder / "log", folder / "snapshots")
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    else:
+        for line in report.lines():
+            click.echo(line)
+    return 0 if report.ok else 1
