@@ -21,6 +21,8 @@ from captain.identity import local_peer_uid
 from common import messages as msg
 from eventlog.store import WriteFailed
 from projections.views import chore_view, chores_view, crew_view
+from web import auth as web_auth
+from web.routes import add_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,12 @@ def captain_of(request: web.Request) -> Captain:
 
 
 def caller_of(request: web.Request) -> Caller:
-    """The local user behind this connection, as the kernel records it."""
+    """The local user behind this connection, as the kernel records it.
+
+    A browser's request is the exception: it is known by its web login alone (see web.auth).
+    """
+    if web_auth.is_browser_request(request):
+        return web_auth.web_caller(request)
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport else None
     server = transport.get_extra_info("sockname") if transport else None
@@ -182,6 +189,7 @@ def make_app(captain: Captain) -> web.Application:
     app.router.add_post("/sailor_awake", sailor_awake)
     app.router.add_post("/sailor_report", sailor_report)
     app.router.add_get("/health", health)
+    add_web_routes(app, captain)
 
     async def on_startup(app: web.Application) -> None:
         await captain.start()

@@ -26,6 +26,10 @@ class CaptainSettings(msgspec.Struct, kw_only=True):
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8750
+    # The dashboard over HTTPS: served on web_port when a certificate and key are given.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    web_port: int | None = None
     down_after_s: float = 10.0
     order_timeout_s: float = 5.0
     sailor_call_timeout_s: float = 5.0

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from cli import arguments
+from cli import arguments, web_options
 from cli.client import Answer, CaptainUnreachable, call, captain_address
 
 
@@ -50,6 +50,7 @@ class Request:
               help="The captain's data folder (default: CAPTAIN_DATA or data/captain).")
 @click.option("--allow-root-chores", is_flag=True,
               help="With --serve: let root's chores run as root.")
+@web_options.https_options
 @click.option("--down-after", type=float, default=10.0, show_default=True, metavar="S",
               help="With --serve: seconds without news before a sailor is down.")
 @click.option("--retention", type=float, default=120.0, show_default=True, metavar="S",
@@ -123,6 +124,8 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
 def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
            down_after: float, retention: float, order_timeout: float,
            snapshot_every: int = 50_000) -> int:
+    import msgspec
+
     from captain.server import serve
     from captain.settings import CaptainSettings, default_data_dir
 
@@ -131,6 +134,7 @@ def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
         allow_root_chores=allow_root_chores, down_after_s=down_after, retention_s=retention,
         order_timeout_s=order_timeout, snapshot_every=snapshot_every,
     )
+    settings = msgspec.structs.replace(settings, **web_options.https_settings(port, host))
     return serve(settings)
 
 
