@@ -6,11 +6,13 @@ import logging
 import aiohttp
 import msgspec
 
+from captain import cluster_key
 from captain.dispatcher import Dispatcher
 from captain.housekeeping import Housekeeping
 from captain.recorder import Recorder
 from captain.settings import CaptainSettings
 from common.clock import CLOCK, Clock
+from common.signing import ClusterKey
 from eventlog import events as ev
 from projections.files import ViewFiles
 from projections.state import State
@@ -35,6 +37,7 @@ class Captain:
         self.housekeeping = Housekeeping(self)
         self.view_files = ViewFiles(settings.data_dir)
         self.session: aiohttp.ClientSession | None = None
+        self.cluster_key: ClusterKey | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -42,7 +45,8 @@ class Captain:
         return self.recorder.state
 
     async def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = cluster_key.load_or_create(self.settings.data_dir)
+        self.cluster_key = ClusterKey(key, self.clock)
         started = self.clock.monotonic()
         count = await self.recorder.open()
         log.info("captain: replayed %d events in %.3f s; %d sailors, %d chores",
@@ -98,8 +102,12 @@ class Captain:
         assert self.session is not None
         url = f"http://{sailor.ip}:{sailor.port}{path}"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with self.session.post(url, data=msgspec.json.encode(body), timeout=timeout,
-                                     headers={"Content-Type": "application/json"}) as answer:
+        payload = msgspec.json.encode(body)
+        assert self.cluster_key is not None
+        headers = {"Content-Type": "application/json",
+                   **self.cluster_key.headers("POST", path, payload)}
+        async with self.session.post(url, data=payload, timeout=timeout,
+                                     headers=headers) as answer:
             data = await answer.read()
             if answer.status >= 300:
                 raise aiohttp.ClientResponseError(

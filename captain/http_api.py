@@ -17,8 +17,10 @@ from captain import chores, crew, event_stream, history
 from captain.chores import Caller
 from captain.core import Captain
 from captain.errors import Refusal, bad_request, forbidden
-from captain.identity import local_peer_uid
+from captain.identity import connection_uid, local_peer_uid
+from captain.openapi import document_bytes
 from common import messages as msg
+from common import signing
 from eventlog.store import WriteFailed
 from projections.views import chore_view, chores_view, crew_view
 from web import auth as web_auth
@@ -129,6 +131,7 @@ async def user_cancel(request: web.Request) -> web.Response:
 
 async def crew_list(request: web.Request) -> web.Response:
     captain = captain_of(request)
+    caller_of(request)
     past = await history.past_state(request)
     if past is not None:
         return json_response(crew_view(past, {}))
@@ -147,9 +150,23 @@ async def crew_prereg(request: web.Request) -> web.Response:
 # --- sailor endpoints -----------------------------------------------------------------------
 
 
+async def check_sailor_call(request: web.Request) -> None:
+    """A sailor call comes from an address of the crew list, signed with the cluster key."""
+    captain = captain_of(request)
+    ip = peer_ip(request)
+    crew.sailor_calling(captain, ip)
+    try:
+        await signing.check_request(
+            request, captain.cluster_key,
+            unsigned_allowed=lambda: connection_uid(request.transport) == chores.ROOT_UID)
+    except signing.SignatureRefused as exc:
+        log.warning("captain: refused a sailor call from %s to %s: %s", ip, request.path, exc)
+        raise Refusal(401, str(exc)) from None
+
+
 async def sailor_register(request: web.Request) -> web.Response:
     captain = captain_of(request)
-    crew.sailor_calling(captain, peer_ip(request))
+    await check_sailor_call(request)
     body = await decode(request, msg.SailorRegisterRequest)
     answer, durable = crew.register(captain, peer_ip(request), body)
     await durable
@@ -158,14 +175,14 @@ async def sailor_register(request: web.Request) -> web.Response:
 
 async def sailor_awake(request: web.Request) -> web.Response:
     captain = captain_of(request)
-    crew.sailor_calling(captain, peer_ip(request))
+    await check_sailor_call(request)
     body = await decode(request, msg.SailorAwakeRequest)
     return json_response(crew.awake(captain, peer_ip(request), body))
 
 
 async def sailor_report(request: web.Request) -> web.Response:
     captain = captain_of(request)
-    crew.sailor_calling(captain, peer_ip(request))
+    await check_sailor_call(request)
     body = await decode(request, msg.SailorReportRequest)
     answer, durable = crew.report(captain, peer_ip(request), body)
     await durable
@@ -174,6 +191,11 @@ async def sailor_report(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return json_response({"ok": True})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document describing every endpoint, made from the message types."""
+    return web.Response(body=document_bytes(), content_type="application/json")
 
 
 def make_app(captain: Captain) -> web.Application:
@@ -189,6 +211,7 @@ def make_app(captain: Captain) -> web.Application:
     app.router.add_post("/sailor_awake", sailor_awake)
     app.router.add_post("/sailor_report", sailor_report)
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
     add_web_routes(app, captain)
 
     async def on_startup(app: web.Application) -> None:

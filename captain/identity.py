@@ -12,6 +12,7 @@ kernel walks them all), so they are only read when netlink cannot answer.
 import errno
 import socket
 import struct
+from typing import Any, Protocol
 
 _TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 
@@ -84,3 +85,18 @@ def local_peer_uid(peer: tuple[str, int], server: tuple[str, int]) -> int | None
         # local, remote, state, queues, timer, retransmits, uid
         return int(fields[6])
     return None
+
+
+class Transport(Protocol):
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+def connection_uid(transport: Transport | None) -> int | None:
+    """The UID owning the client end of a server's connection, if the client is local."""
+    if transport is None:
+        return None
+    peer = transport.get_extra_info("peername")
+    server = transport.get_extra_info("sockname")
+    if not peer or not server:
+        return None
+    return local_peer_uid(peer[:2], server[:2])

@@ -50,6 +50,8 @@ class Request:
               help="The captain's data folder (default: CAPTAIN_DATA or data/captain).")
 @click.option("--allow-root-chores", is_flag=True,
               help="With --serve: let root's chores run as root.")
+@click.option("--show-key", is_flag=True,
+              help="Print the cluster key that each sailor's first run asks for (root only).")
 @web_options.https_options
 @click.option("--down-after", type=float, default=10.0, show_default=True, metavar="S",
               help="With --serve: seconds without news before a sailor is down.")
@@ -84,10 +86,13 @@ class Request:
 def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | None,
          at: str | None, do_check_log: bool, snapshot_every: int,
          serve_port: int | None, host: str, data_dir: Path | None,
-         allow_root_chores: bool, down_after: float, retention: float, order_timeout: float,
+         allow_root_chores: bool, show_key: bool, down_after: float, retention: float,
+         order_timeout: float,
          do_chore: bool, do_consult: bool, everyone: bool, cancel_id: str | None,
          do_prereg: bool, do_crew: bool, port: int | None, as_json: bool) -> None:
     """Captain: the head of a crew of sailors that run chores."""
+    if show_key:
+        sys.exit(_show_key(data_dir))
     if do_watch or do_history or do_check_log:
         others = [serve_port is not None, do_chore, do_consult, do_crew, at is not None]
         if do_watch + do_history + do_check_log + sum(others) != 1:
@@ -119,6 +124,27 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
             render.crew(request.send("GET", _at("/crew", at)))
     except arguments.BadArguments as exc:
         fail(str(exc))
+
+
+def _show_key(data_dir: Path | None) -> int:
+    """Prints the key the captain made at its first start; reading it needs root."""
+    import os
+
+    from captain.cluster_key import key_path
+    from captain.settings import default_data_dir
+    from common.signing import read_key_file
+
+    if os.geteuid() != 0:
+        fail("only root may show the cluster key")
+    path = key_path((data_dir or default_data_dir("captain")).resolve())
+    if not path.exists():
+        fail(f"no cluster key at {path}: the captain makes it at its first start "
+             "(captain --serve PORT); give --data when its data folder is not the default")
+    try:
+        click.echo(read_key_file(path))
+    except ValueError as exc:
+        fail(str(exc))
+    return 0
 
 
 def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,

@@ -18,6 +18,8 @@ import click
 @click.option("--gpus", metavar="TYPE:VRAM,...|none", help="First run: the GPUs to offer.")
 @click.option("--ram", metavar="BYTES", help="First run: how much memory to offer.")
 @click.option("--cluster-key", metavar="KEY", help="First run: the crew's shared key.")
+@click.option("--cluster-key-file", type=click.Path(path_type=Path), metavar="PATH",
+              help="First run: read the crew's shared key from a file only root may read.")
 @click.option("--yes", "assume_yes", is_flag=True,
               help="First run: take the detected values for what is not given.")
 @click.option("--awake-interval", type=float, default=2.0, show_default=True, metavar="S",
@@ -28,8 +30,8 @@ import click
               help="With --serve: seconds between SIGTERM and SIGKILL when canceling.")
 def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str | None,
          cpus: int | None, gpus: str | None, ram: str | None, cluster_key: str | None,
-         assume_yes: bool, awake_interval: float, register_interval: float,
-         cancel_grace: float) -> None:
+         cluster_key_file: Path | None, assume_yes: bool, awake_interval: float,
+         register_interval: float, cancel_grace: float) -> None:
     """Sailor: a machine of the crew that runs chores for the captain."""
     from captain.settings import default_data_dir
 
@@ -37,6 +39,8 @@ def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str 
     if serve_port is None:
         from sailor.first_run import run_first_run
 
+        if cluster_key_file is not None:
+            cluster_key = _key_from_file(cluster_key, cluster_key_file)
         run_first_run(folder, captain=captain, cpus=cpus, gpus=gpus, ram=ram,
                       cluster_key=cluster_key, assume_yes=assume_yes)
         return
@@ -55,3 +59,14 @@ def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str 
                               awake_interval_s=awake_interval,
                               register_interval_s=register_interval, cancel_grace_s=cancel_grace)
     sys.exit(serve(settings, resources))
+
+
+def _key_from_file(given: str | None, path: Path) -> str:
+    from common.signing import read_key_file
+
+    if given is not None:
+        raise click.UsageError("give --cluster-key or --cluster-key-file, not both")
+    try:
+        return read_key_file(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster-key-file") from None

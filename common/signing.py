@@ -118,9 +118,14 @@ class ClusterKey:
 class Request(Protocol):
     """What `check_request` reads of an aiohttp request."""
 
-    method: str
-    raw_path: str
-    headers: Mapping[str, str]
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def raw_path(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
     async def read(self) -> bytes: ...
 

@@ -14,6 +14,7 @@ import msgspec
 
 from common import messages as msg
 from common.clock import CLOCK, Clock
+from common.signing import ClusterKey
 from sailor.launcher import Launcher, LaunchRefused
 from sailor.registry import Entry, Registry
 from sailor.resources import SavedResources
@@ -39,6 +40,8 @@ class Sailor:
         self.resources = resources
         self.clock = clock
         self.captain_host = resources.captain.rsplit(":", 1)[0]
+        self.cluster_key = (ClusterKey(resources.cluster_key, clock) if resources.cluster_key
+                            else None)
         self.registry = Registry(settings.data_dir)
         self.launcher = Launcher(settings.data_dir, settings.cancel_grace_s)
         self.registered = False
@@ -54,6 +57,9 @@ class Sailor:
     async def start(self) -> None:
         self.registry.load()
         log.info("sailor: %d chores in the registry from before", len(self.registry.entries))
+        if self.cluster_key is None:
+            log.warning("sailor: no cluster key (give it with 'sailor --cluster-key-file PATH'): "
+                        "only a captain on this machine, running as root, can work with us")
         connector = aiohttp.TCPConnector(local_addr=(self.settings.host, 0)
                                          if self.settings.host not in ("0.0.0.0", "::") else None)
         self.session = aiohttp.ClientSession(connector=connector)
@@ -72,8 +78,12 @@ class Sailor:
         assert self.session is not None
         url = f"http://{self.resources.captain}{path}"
         timeout = aiohttp.ClientTimeout(total=self.settings.call_timeout_s)
-        async with self.session.post(url, data=msgspec.json.encode(body), timeout=timeout,
-                                     headers={"Content-Type": "application/json"}) as answer:
+        payload = msgspec.json.encode(body)
+        headers = {"Content-Type": "application/json"}
+        if self.cluster_key is not None:
+            headers.update(self.cluster_key.headers("POST", path, payload))
+        async with self.session.post(url, data=payload, timeout=timeout,
+                                     headers=headers) as answer:
             return answer.status, await answer.read()
 
     # --- registering and staying in touch ---------------------------------------------------

@@ -7,7 +7,10 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from captain.identity import connection_uid
+from captain.openapi import document_bytes
 from common import messages as msg
+from common import signing
 from sailor.daemon import Sailor
 
 log = logging.getLogger(__name__)
@@ -29,11 +32,20 @@ def json_response(body: object, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def from_captain(request: web.Request) -> Sailor:
+async def from_captain(request: web.Request) -> Sailor:
+    """The sailor, once the request is known to come from its captain, signed."""
     sailor = request.app[SAILOR_KEY]
     if request.remote != sailor.captain_host:
         log.warning("sailor: refused an order from %s (not the captain)", request.remote)
         raise Refused(403, f"address {request.remote} is not this sailor's captain")
+    try:
+        await signing.check_request(
+            request, sailor.cluster_key,
+            unsigned_allowed=lambda: connection_uid(request.transport) == 0)
+    except signing.SignatureRefused as exc:
+        log.warning("sailor: refused an order from %s to %s: %s", request.remote,
+                    request.path, exc)
+        raise Refused(401, str(exc)) from None
     return sailor
 
 
@@ -61,15 +73,20 @@ async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:  
 
 
 async def captain_request(request: web.Request) -> web.Response:
-    sailor = from_captain(request)
+    sailor = await from_captain(request)
     order = await decode(request, msg.ChoreOrder)
     return json_response(await sailor.take_order(order))
 
 
 async def captain_cancels(request: web.Request) -> web.Response:
-    sailor = from_captain(request)
+    sailor = await from_captain(request)
     order = await decode(request, msg.CancelOrder)
     return json_response(msg.CancelAnswer(known=sailor.cancel(order)))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of the sailor's endpoints."""
+    return web.Response(body=document_bytes("sailor"), content_type="application/json")
 
 
 def make_app(sailor: Sailor) -> web.Application:
@@ -77,6 +94,7 @@ def make_app(sailor: Sailor) -> web.Application:
     app[SAILOR_KEY] = sailor
     app.router.add_post("/captain_request", captain_request)
     app.router.add_post("/captain_cancels", captain_cancels)
+    app.router.add_get("/openapi.json", openapi)
 
     async def on_startup(app: web.Application) -> None:
         await sailor.start()

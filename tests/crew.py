@@ -118,8 +118,10 @@ class Crew:
                    ram: str = "2G", services: str = "cpu", prereg: bool = True,
                    extra: tuple[str, ...] = ()) -> Daemon:
         data = self.root / name
+        key_file = self.captain_data / "cluster.key"
         subprocess.run([SAILOR, "--data", str(data), "--captain", f"127.0.0.1:{self.port}",
-                        "--cpus", str(cpus), "--gpus", gpus, "--ram", ram, "--yes"],
+                        "--cpus", str(cpus), "--gpus", gpus, "--ram", ram, "--yes",
+                        "--cluster-key-file", str(key_file)],
                        check=True, capture_output=True, stdin=subprocess.DEVNULL)
         port = free_port(address)
         daemon = Daemon([SAILOR, "--serve", str(port), "--host", address, "--data", str(data),
