@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from captain.chores import Caller
-from captain.errors import Refusal, bad_request, forbidden
+from captain.errors import Refusal, bad_request, forbidden, not_found
 from common import messages as msg
 from common.units import parse_limit
 from eventlog import events as ev
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from captain.core import Captain
 
 log = logging.getLogger(__name__)
+
+CANCELED_BY_ADMIN = "canceled by admin"
 
 
 def check_ip(text: str) -> str:
@@ -54,6 +56,62 @@ def _parse_max_time(text: str | None) -> int | None:
         return parse_limit(text)
     except ValueError as exc:
         raise bad_request(f"max_time: {exc}", "max_time") from None
+
+
+def sailor_set(captain: "Captain", caller: Caller, request: msg.SailorSetRequest
+               ) -> Awaitable[None]:
+    """Changes a sailor's address, services or max_time; what is left out stays."""
+    if not caller.is_admin:
+        raise forbidden("only root may change the crew list")
+    sailor = captain.state.sailors.get(request.name)
+    if sailor is None:
+        raise not_found(f"no sailor '{request.name}' in the crew list", "name")
+    ip = sailor.ip if request.ip is None else check_ip(request.ip)
+    owner = captain.state.sailor_at(ip)
+    if owner is not None and owner.name != sailor.name:
+        raise Refusal(409, f"address {ip} already belongs to sailor '{owner.name}'", "ip")
+    services = sailor.services if request.services is None else list(request.services)
+    max_time_s = sailor.max_time_s
+    if request.max_time is not None:
+        max_time_s = _parse_max_time(request.max_time)
+    log.info("captain: sailor=%s set ip=%s services=%s max_time_s=%s by user=%s",
+             sailor.name, ip, ",".join(services), max_time_s, caller.name)
+    return captain.recorder.record(ev.SailorUpdated(
+        name=sailor.name, ip=ip, services=services, max_time_s=max_time_s))
+
+
+def sailor_remove(captain: "Captain", caller: Caller, request: msg.SailorRemoveRequest
+                  ) -> Awaitable[None]:
+    """Takes a sailor off the crew list; with `force`, its chores are canceled first.
+
+    Chores that run on it, or wait for it by name, hold the removal back unless forced. A
+    forced removal ends them at once as canceled (the sailor can no longer report once it is
+    off the list) and tells the sailor to stop those it runs.
+    """
+    if not caller.is_admin:
+        raise forbidden("only root may change the crew list")
+    state = captain.state
+    sailor = state.sailors.get(request.name)
+    if sailor is None:
+        raise not_found(f"no sailor '{request.name}' in the crew list", "name")
+    held = [c for c in state.chores.values() if c.status in ev.ACTIVE_STATUSES and (
+        c.sailor == sailor.name or (c.status == "pending" and c.sailor_asked == sailor.name))]
+    if held and not request.force:
+        ids = ", ".join(sorted((c.chore_id for c in held), key=int))
+        raise Refusal(409, f"sailor '{sailor.name}' has active chores ({ids}); cancel them "
+                           "first or remove it with --force", "name")
+    on_board = [c.chore_id for c in held if c.sailor == sailor.name]
+    address = (sailor.ip, sailor.port)
+    events: list[ev.AnyEvent] = [
+        ev.ChoreEnded(chore_id=c.chore_id, status="canceled", reason=CANCELED_BY_ADMIN)
+        for c in held]
+    events.append(ev.SailorRemoved(name=sailor.name, by=caller.uid))
+    log.info("captain: sailor=%s removed by user=%s, canceled chores=%s", sailor.name,
+             caller.name, [c.chore_id for c in held])
+    durable = captain.recorder.record(*events)
+    if on_board and sailor.registered:
+        captain.dispatcher.cancel_at(address, on_board, CANCELED_BY_ADMIN)
+    return durable
 
 
 def sailor_calling(captain: "Captain", ip: str) -> SailorState:

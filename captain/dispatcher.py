@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from captain.scheduler import Placement, Wait, place
+from captain.scheduler import Placement, Reservation, Wait, keep_for, place
 from common import messages as msg
 from eventlog import events as ev
 from projections.state import ChoreState
@@ -33,6 +33,8 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._passed_over: dict[str, dict[str, float]] = {}
         self._orders: set[asyncio.Task[None]] = set()
+        self._pending_since: dict[str, float] = {}
+        self.reservation: Reservation | None = None
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -61,15 +63,22 @@ class Dispatcher:
         state = self.captain.state
         recorder = self.captain.recorder
         waits: dict[tuple[object, ...], Wait] = {}
+        self._forget_ended_waits()
+        reservation: Reservation | None = None
         for chore_id in list(state.pending):
             chore = state.chores[chore_id]
             passed_over = self._passed_over_for(chore_id)
             shape = None if passed_over else _shape(chore)
             decision = waits.get(shape) if shape is not None else None
             if decision is None:
-                decision = place(state, chore, passed_over)
+                decision = place(state, chore, passed_over, reservation)
                 if isinstance(decision, Wait) and shape is not None:
                     waits[shape] = decision
+            if isinstance(decision, Wait) and reservation is None and self._starving(chore_id):
+                reservation = keep_for(state, chore, passed_over)
+                if reservation is not None:
+                    decision = Wait(f"{decision.reason}; sailor {reservation.sailor} is kept "
+                                    "for it")
             if isinstance(decision, Placement):
                 log.info("dispatcher: chore=%s assigned to sailor=%s cores=%s gpus=%s",
                          chore_id, decision.sailor, decision.cores, decision.gpu_ids)
@@ -80,6 +89,29 @@ class Dispatcher:
             elif chore.reason != decision.reason:
                 self._spawn(_ignore_failure(recorder.record(
                     ev.ChoreWaiting(chore_id=chore_id, reason=decision.reason))))
+
+        if reservation != self.reservation:
+            log.info("dispatcher: reservation now %s", reservation or "none")
+        self.reservation = reservation
+
+    def _starving(self, chore_id: str) -> bool:
+        """Whether a pending chore has waited long enough to have a sailor kept for it."""
+        now = self.captain.clock.monotonic()
+        since = self._pending_since.setdefault(chore_id, now)
+        return now - since >= self.captain.settings.reserve_after_s
+
+    def _forget_ended_waits(self) -> None:
+        chores = self.captain.state.chores
+        for chore_id in list(self._pending_since):
+            chore = chores.get(chore_id)
+            if chore is None or chore.status in ev.ENDED_STATUSES:
+                del self._pending_since[chore_id]
+
+    def check_starving(self) -> None:
+        """Asks for a pass when a waiting chore has just become old enough for a reservation
+        (nothing else would wake the dispatcher then); called every housekeeping round."""
+        if self.reservation is None and any(self._starving(c) for c in self.captain.state.pending):
+            self.wake()
 
     def _passed_over_for(self, chore_id: str) -> frozenset[str]:
         entries = self._passed_over.get(chore_id)
@@ -159,6 +191,21 @@ class Dispatcher:
 
     def cancel_later(self, chore_id: str, sailor: str, reason: str) -> None:
         self._spawn(self.send_cancel(chore_id, sailor, reason))
+
+    def cancel_at(self, address: tuple[str, int], chore_ids: list[str], reason: str) -> None:
+        """Tells a sailor no longer in the crew list to stop chores (one try each)."""
+        self._spawn(self._cancel_at(address, chore_ids, reason))
+
+    async def _cancel_at(self, address: tuple[str, int], chore_ids: list[str],
+                         reason: str) -> None:
+        timeout_s = self.captain.settings.sailor_call_timeout_s
+        for chore_id in chore_ids:
+            order = msg.CancelOrder(chore_id=chore_id, reason=reason)
+            try:
+                await self.captain.call_address(address, "/captain_cancels", order, timeout_s)
+            except Exception as exc:
+                log.warning("dispatcher: cancel of chore=%s not delivered to %s:%d: %s",
+                            chore_id, address[0], address[1], exc or type(exc).__name__)
 
 
 def _shape(chore: ChoreState) -> tuple[object, ...]:

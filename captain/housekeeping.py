@@ -1,4 +1,5 @@
-"""The captain's periodic duties: sailors that fell silent, and ended chores to archive.
+"""The captain's periodic duties: sailors that fell silent, ended chores to archive, and
+running chores past a time limit.
 
 Silence is judged on the captain's monotonic clock, never from a sailor's timestamps.
 """
@@ -7,6 +8,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from captain import limits
 from eventlog import events as ev
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ class Housekeeping:
     def __init__(self, captain: "Captain") -> None:
         self.captain = captain
         self._ended_mono: dict[str, float] = {}
+        self.run_clock = limits.RunClock(captain)
 
     def note_loaded_chores(self) -> None:
         """Chores that ended before a restart keep a full retention period from now."""
@@ -26,6 +29,7 @@ class Housekeeping:
         for chore_id, chore in self.captain.state.chores.items():
             if chore.status in ev.ENDED_STATUSES:
                 self._ended_mono[chore_id] = now
+        self.run_clock.note_loaded_chores()
 
     def note_ended(self, chore_id: str) -> None:
         self._ended_mono[chore_id] = self.captain.clock.monotonic()
@@ -42,11 +46,17 @@ class Housekeeping:
         events: list[ev.AnyEvent] = []
         events += self._silent_sailors()
         events += self._expired_chores()
+        stops = limits.overdue(self.captain, self.run_clock)
+        events += limits.cancel_events(stops)
         if events:
             try:
                 await self.captain.recorder.record(*events)
             except Exception as exc:
                 log.warning("housekeeping: could not record %d events: %s", len(events), exc)
+                return
+        for stop in stops:
+            self.captain.dispatcher.cancel_later(stop.chore_id, stop.sailor, stop.reason)
+        self.captain.dispatcher.check_starving()
 
     def _silent_sailors(self) -> list[ev.AnyEvent]:
         now = self.captain.clock.monotonic()

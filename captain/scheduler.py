@@ -3,6 +3,11 @@
 `place(state, chore)` returns the sailor with the exact core ids and GPU indices to grant, or
 the reason the chore has to wait. Among the sailors that fit, the one left with the fewest
 free cores wins (best fit), which keeps whole sailors free for large chores.
+
+Fairness: chores are placed oldest first, and a chore that has waited too long gets one
+sailor kept for it (`keep_for`): later chores may not take anything on that sailor, so it
+drains until the waiting chore fits, however many small chores arrive meanwhile. One chore
+at a time holds such a reservation: the oldest one that waited too long and still waits.
 """
 
 import msgspec
@@ -20,6 +25,13 @@ class Placement(msgspec.Struct, frozen=True):
 
 class Wait(msgspec.Struct, frozen=True):
     reason: str
+
+
+class Reservation(msgspec.Struct, frozen=True):
+    """A sailor kept for a chore that has waited too long."""
+
+    chore_id: str
+    sailor: str
 
 
 def candidates(state: State, chore: ChoreState) -> list[SailorState]:
@@ -70,8 +82,11 @@ def fit(sailor: SailorState, chore: ChoreState) -> Placement | None:
     return Placement(sailor.name, free_cores[: chore.cpus], free_gpus[: chore.gpus])
 
 
-def place(state: State, chore: ChoreState, passed_over: frozenset[str] = frozenset()
-          ) -> Placement | Wait:
+def place(state: State, chore: ChoreState, passed_over: frozenset[str] = frozenset(),
+          reservation: Reservation | None = None) -> Placement | Wait:
+    kept = None
+    if reservation is not None and reservation.chore_id != chore.chore_id:
+        kept = reservation.sailor
     sailors = [s for s in candidates(state, chore) if s.name not in passed_over]
     if chore.sailor_asked is not None and sailors and not sailors[0].up:
         return Wait("sailor down")
@@ -84,10 +99,29 @@ def place(state: State, chore: ChoreState, passed_over: frozenset[str] = frozens
         if free_after < 0 or (best is not None and free_after >= best_free):
             continue
         placement = fit(sailor, chore)
-        if placement is None:
+        if placement is None or sailor.name == kept:
             continue
         if best is None or free_after < best_free:
             best, best_free = placement, free_after
     if best is not None:
         return best
+    if reservation is not None and any(s.name == kept and fit(s, chore) for s in sailors):
+        return Wait(f"sailor {kept} is kept for older chore {reservation.chore_id}")
     return Wait(NO_AVAILABLE_SAILOR)
+
+
+def keep_for(state: State, chore: ChoreState, passed_over: frozenset[str] = frozenset()
+             ) -> Reservation | None:
+    """The sailor to keep for a chore that waited too long: of the up sailors it could fit
+    on once empty, the one with the most free cores (then free GPUs, then by name)."""
+    sailors = [s for s in candidates(state, chore) if s.name not in passed_over
+               and s.registered and s.up and could_ever_fit(s, chore)]
+    if not sailors:
+        return None
+
+    def room(sailor: SailorState) -> tuple[int, int, str]:
+        free_cores = len(sailor.cores) - len(sailor.cores_in_use)
+        free_gpus = len(set(matching_gpus(sailor, chore)) - set(sailor.gpus_in_use))
+        return (-free_cores, -free_gpus, sailor.name)
+
+    return Reservation(chore.chore_id, min(sailors, key=room).name)

@@ -8,6 +8,8 @@ from common.units import parse_bytes
 
 CHORE_KEYS = ("script", "service", "sailor", "cpus", "gpus", "vram", "ram")
 PREREG_KEYS = ("services", "max_time")
+SAILOR_SET_KEYS = ("name", "ip", "services", "max_time")
+USER_SET_KEYS = ("uid", "name", "time_limit", "chores_limit", "notes")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -31,8 +33,8 @@ def split_pairs(words: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, s
     return pairs
 
 
-def whole_number(key: str, text: str, least: int) -> int:
-    if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) < least:
+def whole_number(key: str, text: str, least: int, digits: int = 6) -> int:
+    if not re.fullmatch(f"[0-9]{{1,{digits}}}", text) or int(text) < least:
         raise BadArguments(f"{key} must be a whole number of at least {least}, got '{text}'")
     return int(text)
 
@@ -84,4 +86,42 @@ def prereg_body(words: tuple[str, ...]) -> dict[str, Any]:
     body["services"] = [name("services", s) for s in services]
     if "max_time" in pairs:
         body["max_time"] = pairs["max_time"]
+    return body
+
+
+def sailor_set_body(words: tuple[str, ...]) -> dict[str, Any]:
+    pairs = split_pairs(words, SAILOR_SET_KEYS)
+    if "name" not in pairs:
+        raise BadArguments("usage: captain --sailor-set name=NAME [ip=IP] [services=S1,S2] "
+                           "[max_time=DD-hh:mm:ss|none]")
+    if len(pairs) == 1:
+        raise BadArguments("give at least one of ip=, services=, max_time= to change")
+    body: dict[str, Any] = {"name": name("name", pairs["name"])}
+    if "ip" in pairs:
+        body["ip"] = pairs["ip"]
+    if "services" in pairs:
+        body["services"] = [name("services", s) for s in pairs["services"].split(",") if s]
+    if "max_time" in pairs:
+        body["max_time"] = pairs["max_time"]
+    return body
+
+
+def user_set_body(words: tuple[str, ...]) -> dict[str, Any]:
+    """`none` removes a limit (sent as null); a field left out keeps its value."""
+    pairs = split_pairs(words, USER_SET_KEYS)
+    if "uid" not in pairs:
+        raise BadArguments("usage: captain --user-set uid=UID [name=NAME] "
+                           "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT]")
+    body: dict[str, Any] = {"uid": whole_number("uid", pairs["uid"], 0, digits=10)}
+    if "name" in pairs:
+        body["name"] = name("name", pairs["name"])
+    if "time_limit" in pairs:
+        body["time_limit"] = None if pairs["time_limit"].lower() == "none" else pairs[
+            "time_limit"]
+    if "chores_limit" in pairs:
+        text = pairs["chores_limit"]
+        body["chores_limit"] = (None if text.lower() == "none"
+                                else whole_number("chores_limit", text, 0))
+    if "notes" in pairs:
+        body["notes"] = pairs["notes"]
     return body

@@ -78,3 +78,15 @@ def crew(view: dict[str, dict[str, Any]]) -> None:
             _gib(sailor["ram"]), str(sailor["chores"]), _when(sailor.get("last_seen")),
         )
     _print(table)
+
+
+def users(view: dict[str, dict[str, Any]]) -> None:
+    if not view:
+        print("users: no limits set (set some with captain --user-set uid=UID ...)")
+        return
+    table = _table("users", ["uid", "name", "time limit", "chores limit", "notes"])
+    for user in view.values():
+        limit = user["chores_limit"]
+        table.add_row(user["uid"], user["name"], user["time_limit"] or "none",
+                      "none" if limit is None else str(limit), user["notes"])
+    _print(table)

@@ -54,6 +54,32 @@ class PreregRequest(Body, kw_only=True):
     max_time: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+class SailorSetRequest(Body, kw_only=True):
+    """A change to a sailor of the crew list; a field left out keeps its value."""
+
+    name: Name
+    ip: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    services: list[Name] | None = None
+    max_time: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class SailorRemoveRequest(Body, kw_only=True):
+    name: Name
+    force: bool = False
+
+
+class UserUpsertRequest(Body, kw_only=True):
+    """A user's limits: a field left out keeps its value, null (or "none") removes a limit."""
+
+    uid: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    time_limit: Annotated[str, msgspec.Meta(max_length=64)] | None | msgspec.UnsetType = (
+        msgspec.UNSET)
+    chores_limit: Annotated[int, msgspec.Meta(ge=0, le=10**6)] | None | msgspec.UnsetType = (
+        msgspec.UNSET)
+    notes: Annotated[str, msgspec.Meta(max_length=1000)] | msgspec.UnsetType = msgspec.UNSET
+
+
 # --- sailor -> captain ----------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ def sailor_view(sailor: SailorState, last_seen: float | None) -> dict[str, Any]:
         "gpus_in_use": sailor.gpus_in_use,
         "ram_in_use": sailor.ram_in_use,
         "max_time_s": sailor.max_time_s,
+        "max_time": format_duration(sailor.max_time_s) if sailor.max_time_s else None,
         "chores": len(sailor.chores),
         "last_seen": int(last_seen) if last_seen is not None else None,
         "registered": sailor.registered,
