@@ -88,6 +88,8 @@ class Captain:
         self.view_files.mark_dirty()
         if isinstance(event, ev.ChoreEnded):
             self.housekeeping.note_ended(event.chore_id)
+        if isinstance(event, ev.ChoreStarted):
+            self.housekeeping.run_clock.note_started(event.chore_id)
         if isinstance(event, _WAKES_DISPATCHER):
             self.dispatcher.wake()
 
@@ -99,8 +101,13 @@ class Captain:
                           timeout_s: float) -> bytes:
         """POSTs a body to a sailor's endpoint; raises on no answer or a non-2xx status."""
         sailor = self.state.sailors[name]
+        return await self.call_address((sailor.ip, sailor.port), path, body, timeout_s)
+
+    async def call_address(self, address: tuple[str, int], path: str, body: msgspec.Struct,
+                           timeout_s: float) -> bytes:
+        """Like `call_sailor`, for a sailor known by address (one just taken off the list)."""
         assert self.session is not None
-        url = f"http://{sailor.ip}:{sailor.port}{path}"
+        url = f"http://{address[0]}:{address[1]}{path}"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         payload = msgspec.json.encode(body)
         assert self.cluster_key is not None

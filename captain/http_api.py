@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from captain import chores, crew, event_stream, history
+from captain import chores, crew, event_stream, history, users
 from captain.chores import Caller
 from captain.core import Captain
 from captain.errors import Refusal, bad_request, forbidden
@@ -22,7 +22,7 @@ from captain.openapi import document_bytes
 from common import messages as msg
 from common import signing
 from eventlog.store import WriteFailed
-from projections.views import chore_view, chores_view, crew_view
+from projections.views import chore_view, chores_view, crew_view, user_view, users_view
 from web import auth as web_auth
 from web.routes import add_web_routes
 
@@ -147,6 +147,36 @@ async def crew_prereg(request: web.Request) -> web.Response:
     return json_response(crew_view(captain.state, captain.last_seen_wall)[sailor.name], 201)
 
 
+async def crew_sailor_set(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.SailorSetRequest)
+    await crew.sailor_set(captain, caller, body)
+    return json_response(crew_view(captain.state, captain.last_seen_wall)[body.name])
+
+
+async def crew_sailor_remove(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.SailorRemoveRequest)
+    await crew.sailor_remove(captain, caller, body)
+    return json_response({"removed": body.name})
+
+
+async def users_list(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller_of(request)
+    return json_response(users_view(captain.state))
+
+
+async def user_upsert(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.UserUpsertRequest)
+    await users.upsert(captain, caller, body)
+    return json_response(user_view(captain.state.users[str(body.uid)]))
+
+
 # --- sailor endpoints -----------------------------------------------------------------------
 
 
@@ -207,6 +237,10 @@ def make_app(captain: Captain) -> web.Application:
     app.router.add_post("/user_cancel", user_cancel)
     app.router.add_get("/crew", crew_list)
     app.router.add_post("/prereg", crew_prereg)
+    app.router.add_post("/sailor_set", crew_sailor_set)
+    app.router.add_post("/sailor_remove", crew_sailor_remove)
+    app.router.add_get("/users", users_list)
+    app.router.add_post("/user_upsert", user_upsert)
     app.router.add_post("/sailor_register", sailor_register)
     app.router.add_post("/sailor_awake", sailor_awake)
     app.router.add_post("/sailor_report", sailor_report)

@@ -34,6 +34,7 @@ class CaptainSettings(msgspec.Struct, kw_only=True):
     order_timeout_s: float = 5.0
     sailor_call_timeout_s: float = 5.0
     retention_s: float = 120.0
+    reserve_after_s: float = 60.0
     housekeeping_interval_s: float = 0.5
     views_interval_s: float = 0.5
     allow_root_chores: bool = False

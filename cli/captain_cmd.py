@@ -59,6 +59,9 @@ class Request:
               help="With --serve: seconds an ended chore stays in the views.")
 @click.option("--order-timeout", type=float, default=5.0, show_default=True, metavar="S",
               help="With --serve: seconds a sailor has to take a chore.")
+@click.option("--reserve-after", type=click.FloatRange(0), default=60.0, show_default=True,
+              metavar="S", help="With --serve: seconds a chore waits before a sailor is kept "
+                                "for it.")
 @click.option("--chore", "do_chore", is_flag=True,
               help="Ask for a chore: script=PATH (service=NAME | sailor=NAME) [cpus=N] "
                    "[gpus=N|TYPE:N] [ram=SIZE] [vram=SIZE].")
@@ -68,6 +71,17 @@ class Request:
 @click.option("--prereg", "do_prereg", is_flag=True,
               help="Add a sailor to the crew list: NAME IP [services=S1,S2].")
 @click.option("--crew", "do_crew", is_flag=True, help="Show the crew and its state.")
+@click.option("--sailor-set", "do_sailor_set", is_flag=True,
+              help="Change a sailor (root only): name=NAME [ip=IP] [services=S1,S2] "
+                   "[max_time=DD-hh:mm:ss|none].")
+@click.option("--sailor-remove", "remove_name", metavar="NAME",
+              help="Take a sailor off the crew list (root only).")
+@click.option("--force", is_flag=True,
+              help="With --sailor-remove: cancel the chores it runs or that wait for it.")
+@click.option("--users", "do_users", is_flag=True, help="Show the users' limits.")
+@click.option("--user-set", "do_user_set", is_flag=True,
+              help="Set a user's limits (root only): uid=UID [name=NAME] "
+                   "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT].")
 @click.option("--watch", "do_watch", is_flag=True,
               help="Follow the events live until Ctrl-C: [chore=ID] [sailor=NAME] [user=NAME].")
 @click.option("--history", "do_history", is_flag=True,
@@ -84,12 +98,14 @@ class Request:
               help="Where the captain listens (default: CAPTAIN_PORT or 8750).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON answer.")
 def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | None,
-         at: str | None, do_check_log: bool, snapshot_every: int,
+         at: str | None, do_check_log: bool, snapshot_every: int, reserve_after: float,
          serve_port: int | None, host: str, data_dir: Path | None,
          allow_root_chores: bool, show_key: bool, down_after: float, retention: float,
          order_timeout: float,
          do_chore: bool, do_consult: bool, everyone: bool, cancel_id: str | None,
-         do_prereg: bool, do_crew: bool, port: int | None, as_json: bool) -> None:
+         do_prereg: bool, do_crew: bool, do_sailor_set: bool, remove_name: str | None,
+         force: bool, do_users: bool, do_user_set: bool, port: int | None,
+         as_json: bool) -> None:
     """Captain: the head of a crew of sailors that run chores."""
     if show_key:
         sys.exit(_show_key(data_dir))
@@ -101,13 +117,17 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
     if at is not None and not (do_crew or do_consult):
         raise click.UsageError("--at goes with --crew or --consult")
     chosen = [serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
-              do_crew]
+              do_crew, do_sailor_set, remove_name is not None, do_users, do_user_set]
     if sum(chosen) != 1:
         raise click.UsageError("choose one of --serve, --chore, --consult, --cancel, "
-                               "--prereg, --crew")
+                               "--prereg, --crew, --sailor-set, --sailor-remove, --users, "
+                               "--user-set")
+    if force and remove_name is None:
+        raise click.UsageError("--force goes with --sailor-remove")
     if serve_port is not None:
         sys.exit(_serve(serve_port, host, data_dir, allow_root_chores, down_after, retention,
-                        order_timeout, snapshot_every=snapshot_every))
+                        order_timeout, snapshot_every=snapshot_every,
+                        reserve_after=reserve_after))
     request = Request(port, as_json)
     try:
         if do_chore:
@@ -122,6 +142,16 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
             from cli import render
 
             render.crew(request.send("GET", _at("/crew", at)))
+        elif do_sailor_set:
+            _sailor_set(request, words)
+        elif remove_name is not None:
+            _sailor_remove(request, remove_name, force)
+        elif do_users:
+            from cli import render
+
+            render.users(request.send("GET", "/users"))
+        elif do_user_set:
+            _user_set(request, words)
     except arguments.BadArguments as exc:
         fail(str(exc))
 
@@ -149,7 +179,7 @@ def _show_key(data_dir: Path | None) -> int:
 
 def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
            down_after: float, retention: float, order_timeout: float,
-           snapshot_every: int = 50_000) -> int:
+           snapshot_every: int = 50_000, reserve_after: float = 60.0) -> int:
     import msgspec
 
     from captain.server import serve
@@ -159,6 +189,7 @@ def _serve(port: int, host: str, data_dir: Path | None, allow_root_chores: bool,
         data_dir=(data_dir or default_data_dir("captain")).resolve(), host=host, port=port,
         allow_root_chores=allow_root_chores, down_after_s=down_after, retention_s=retention,
         order_timeout_s=order_timeout, snapshot_every=snapshot_every,
+        reserve_after_s=reserve_after,
     )
     settings = msgspec.structs.replace(settings, **web_options.https_settings(port, host))
     return serve(settings)
@@ -220,3 +251,25 @@ def _prereg(request: Request, words: tuple[str, ...]) -> None:
     sailor = request.send("POST", "/prereg", arguments.prereg_body(words))
     click.echo(f"sailor {sailor['name']} ({sailor['ip']}) is in the crew list, services "
                f"{','.join(sailor['services']) or 'none'}")
+
+
+def _sailor_set(request: Request, words: tuple[str, ...]) -> None:
+    from common.units import format_duration
+
+    sailor = request.send("POST", "/sailor_set", arguments.sailor_set_body(words))
+    limit = format_duration(sailor["max_time_s"]) if sailor["max_time_s"] else "none"
+    click.echo(f"sailor {sailor['name']} ({sailor['ip']}): services "
+               f"{','.join(sailor['services']) or 'none'}, max_time {limit}")
+
+
+def _sailor_remove(request: Request, name: str, force: bool) -> None:
+    body = {"name": arguments.name("name", name), "force": force}
+    request.send("POST", "/sailor_remove", body)
+    click.echo(f"sailor {name} is off the crew list")
+
+
+def _user_set(request: Request, words: tuple[str, ...]) -> None:
+    user = request.send("POST", "/user_upsert", arguments.user_set_body(words))
+    chores_limit = "none" if user["chores_limit"] is None else user["chores_limit"]
+    click.echo(f"user {user['name']} ({user['uid']}): time_limit "
+               f"{user['time_limit'] or 'none'}, chores_limit {chores_limit}")

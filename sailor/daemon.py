@@ -7,6 +7,7 @@ acknowledged yet; a keeper's exit is also reported at once. It calls the captain
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +16,7 @@ import msgspec
 from common import messages as msg
 from common.clock import CLOCK, Clock
 from common.signing import ClusterKey
+from sailor import cgroups
 from sailor.launcher import Launcher, LaunchRefused
 from sailor.registry import Entry, Registry
 from sailor.resources import SavedResources
@@ -55,6 +57,9 @@ class Sailor:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        leaf = cgroups.settle_daemon()
+        if leaf is not None:
+            log.info("sailor: moved to cgroup %s so chores get groups of their own", leaf)
         self.registry.load()
         log.info("sailor: %d chores in the registry from before", len(self.registry.entries))
         if self.cluster_key is None:
@@ -222,10 +227,10 @@ class Sailor:
                                  memory_limit=entry.memory_limit)
         if ended.get("lost"):
             report.reason = "the chore keeper vanished without recording an exit status"
-        elif ended.get("stopped_for") == "time limit":
-            report.status, report.reason = "canceled", "exceeded time limit"
-        elif ended.get("stopped_for") == "canceled":
-            report.status, report.reason = "canceled", entry.cancel_reason or "canceled"
+        elif ended.get("stopped_for") and _died_of_stop(report):
+            report.status = "canceled"
+            report.reason = ("exceeded time limit" if ended["stopped_for"] == "time limit"
+                             else entry.cancel_reason or "canceled")
         elif ended.get("out_of_memory"):
             report.reason = "out of memory"
         elif report.exit_code == 0:
@@ -285,3 +290,17 @@ class Sailor:
         for chore_id, at in list(self._dropped.items()):
             if now - at > 600:
                 del self._dropped[chore_id]
+
+
+def _died_of_stop(report: msg.ChoreReport) -> bool:
+    """Whether the chore ended by the keeper's stop signal rather than on its own.
+
+    A stop that crosses a natural exit finds the chore already ended: its exit code stands.
+    A shell reports a child killed by a signal as 128 + the signal, so those codes count
+    as the stop too. A chore that catches SIGTERM and exits with a code of its own choosing
+    is judged by that code.
+    """
+    stop_signals = (signal.SIGTERM, signal.SIGKILL)
+    if report.signal is not None:
+        return report.signal in stop_signals
+    return report.exit_code in tuple(128 + s for s in stop_signals)
