@@ -25,14 +25,21 @@ from crew import (  # noqa: E402
     world_readable_folder,
     write_script,
 )
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # The colours of the squares, as the page's style sheet gives them.
 COLOURS = {"idle": "rgb(46, 157, 88)", "busy": "rgb(229, 183, 0)",
            "full": "rgb(208, 67, 58)", "down": "rgb(138, 143, 152)"}
@@ -77,7 +84,7 @@ class Watched:
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def watched_page(browser: Browser, crew: Crew, viewport: dict[str, int] = LAPTOP
+def watched_page(browser: Browser, crew: Crew, viewport: ViewportSize = LAPTOP
                  ) -> Iterator[Watched]:
     context = browser.new_context(viewport=viewport)
     try:

@@ -198,7 +198,7 @@ def is_loopback(ip: str) -> bool:
 
 
 def _pam_says_yes(user: str, password: str) -> bool:
-    import pam
+    import pam  # type: ignore[import-untyped]
 
     authenticator = pam.PamAuthenticator()
     try:
@@ -230,7 +230,7 @@ async def check_password(user: str, password: str, clock: Clock = CLOCK) -> Call
 def pam_rights_problem() -> str | None:
     """Why web logins would fail on this machine as the captain runs now, or None."""
     try:
-        import pam  # noqa: F401
+        import pam  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return "python-pam is not installed, so nobody can log in to the dashboard"
     if not any(os.path.exists(f"/etc/pam.d/{name}") for name in (PAM_SERVICE, "other")):
