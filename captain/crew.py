@@ -60,7 +60,11 @@ def _parse_max_time(text: str | None) -> int | None:
 
 def sailor_set(captain: "Captain", caller: Caller, request: msg.SailorSetRequest
                ) -> Awaitable[None]:
-    """Changes a sailor's address, services or max_time; what is left out stays."""
+    """Changes a sailor's address, services or max_time; what is left out stays.
+
+    A new max_time applies at once to the captain's own check; a chore already running
+    keeps the deadline its sailor got with it, so a raised limit does not save that chore.
+    """
     if not caller.is_admin:
         raise forbidden("only root may change the crew list")
     sailor = captain.state.sailors.get(request.name)
@@ -86,7 +90,8 @@ def sailor_remove(captain: "Captain", caller: Caller, request: msg.SailorRemoveR
 
     Chores that run on it, or wait for it by name, hold the removal back unless forced. A
     forced removal ends them at once as canceled (the sailor can no longer report once it is
-    off the list) and tells the sailor to stop those it runs.
+    off the list) and tells the sailor to stop those it runs. That message is sent once: a
+    sailor unreachable then keeps running them until it is added back and registers.
     """
     if not caller.is_admin:
         raise forbidden("only root may change the crew list")

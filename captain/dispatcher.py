@@ -95,7 +95,11 @@ class Dispatcher:
         self.reservation = reservation
 
     def _starving(self, chore_id: str) -> bool:
-        """Whether a pending chore has waited long enough to have a sailor kept for it."""
+        """Whether a pending chore has waited long enough to have a sailor kept for it.
+
+        The wait is counted from when this captain first saw the chore pending: after a
+        restart it starts again from zero.
+        """
         now = self.captain.clock.monotonic()
         since = self._pending_since.setdefault(chore_id, now)
         return now - since >= self.captain.settings.reserve_after_s

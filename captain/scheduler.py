@@ -8,6 +8,8 @@ Fairness: chores are placed oldest first, and a chore that has waited too long g
 sailor kept for it (`keep_for`): later chores may not take anything on that sailor, so it
 drains until the waiting chore fits, however many small chores arrive meanwhile. One chore
 at a time holds such a reservation: the oldest one that waited too long and still waits.
+Run times are unknown, so nothing small is slipped in first: some of the kept sailor's
+cores may sit idle until the large chore fits.
 """
 
 import msgspec
