@@ -70,10 +70,6 @@ async def login(request: web.Request) -> web.Response:
     refusal = auth.login_refusal(request)
     if refusal is not None:
         raise forbidden(refusal)
-    wait_s = sessions.blocked_for_s(ip)
-    if wait_s > 0:
-        raise Refusal(429, f"too many failed logins from {ip}; try again in "
-                           f"{math.ceil(wait_s)} s")
     try:
         body = msgspec.json.decode(await request.read(), type=LoginRequest)
     except msgspec.ValidationError as exc:
@@ -82,6 +78,11 @@ async def login(request: web.Request) -> web.Response:
     except msgspec.DecodeError:
         raise bad_request("the body is not valid JSON") from None
 
+    # Checked and counted with no wait in between, so attempts sent at once count too.
+    wait_s = sessions.blocked_for_s(ip)
+    if wait_s > 0:
+        raise Refusal(429, f"too many failed logins from {ip}; try again in "
+                           f"{math.ceil(wait_s)} s")
     mark = sessions.note_attempt(ip)
     account = await auth.check_password(body.user, body.password)
     if account is None:
