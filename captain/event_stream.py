@@ -238,6 +238,9 @@ async def _replay(hub: EventHub, watcher: Watcher, response: web.StreamResponse,
                   since: int, up_to_seq: int) -> int:
     """Sends the logged events after `since` up to what was durable when the stream opened."""
     folder = hub.captain.recorder.store.folder
+    # Owners come from the chores in the views and the requests replayed here: a chore
+    # requested before `since` and archived since then has no known owner, and even its
+    # owner sees only the public part of its events.
     owners = dict(hub.owners)
     events: Iterator[ev.AnyEvent] = read_events(folder, since, up_to_seq)
     last_sent = since

@@ -101,8 +101,8 @@ class EventStore:
                         limit: int | None = None) -> Iterator[AnyEvent]:
         with open(path, "rb") as file:
             data = file.read() if limit is None else file.read(limit)
-        offset = 0
-        line_number = 0
+        offset = _first_line_after(data, after_seq)
+        line_number = data.count(b"\n", 0, offset)
         while offset < len(data):
             end = data.find(b"\n", offset)
             line_end = len(data) if end < 0 else end + 1
@@ -274,3 +274,27 @@ def _seq_at_most(line: bytes, seq: int) -> bool:
     if seq <= 0:
         return False
     return seq_of(verify_line(line)) <= seq
+
+
+def _first_line_after(data: bytes, seq: int) -> int:
+    """The offset of the first line above `seq`, by bisection (lines are in seq order).
+
+    Lines a snapshot covers are skipped without reading them all. A bad line met on the way
+    gives up (offset 0), so that the full scan reports it with its line number.
+    """
+    low, high = 0, len(data)
+    while seq > 0 and low < high:
+        start = data.rfind(b"\n", 0, (low + high) // 2) + 1
+        end = data.find(b"\n", start)
+        if end < 0:
+            high = start
+            continue
+        try:
+            at_most = _seq_at_most(data[start:end + 1], seq)
+        except BadLine:
+            return 0
+        if at_most:
+            low = end + 1
+        else:
+            high = start
+    return low

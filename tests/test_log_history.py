@@ -188,3 +188,40 @@ def test_check_log_names_the_damaged_line(crew: Crew):
     crew.captain.start()
     wait_until(lambda: crew.captain.process.poll() is not None, what="the captain to refuse")
     assert "line 2 is damaged" in crew.captain.log()
+
+
+def test_a_watcher_without_identity_sees_neither_who_nor_what():
+    from types import SimpleNamespace
+
+    from captain.chores import Caller
+    from captain.event_stream import EventHub, Filters, Watcher
+    from eventlog import events as ev
+    from projections.state import State
+
+    captain = SimpleNamespace(recorder=SimpleNamespace(listeners=[]), state=State())
+    hub = EventHub(captain)  # type: ignore[arg-type]
+    requested = ev.ChoreRequested(chore_id="5", owner=1001, owner_name="alice",
+                                  script="/boat/alice/secret.sh", service="cpu", seq=7)
+    ended = ev.ChoreEnded(chore_id="5", status="failed", reason="exit code 3", exit_code=3,
+                          seq=9)
+    removed = ev.SailorRemoved(name="s1", by=0, seq=10)
+    user = ev.UserUpserted(uid=1001, name="alice", chores_limit=2, seq=11)
+    hub.on_durable(requested)
+
+    nobody = Watcher(None, Filters())
+    shown = hub.visible_part(nobody, requested, hub.owners)
+    assert shown == {"type": "ChoreRequested", "v": 1, "seq": 7, "at": 0.0, "chore_id": "5",
+                     "sailor": None, "reason": "no available sailor"}
+    assert hub.visible_part(nobody, ended, hub.owners)["exit_code"] == 3
+    assert hub.visible_part(nobody, removed, hub.owners) == {
+        "type": "SailorRemoved", "v": 1, "seq": 10, "at": 0.0, "name": "s1"}
+    assert hub.visible_part(nobody, user, hub.owners) is None
+
+    alice = Watcher(Caller(uid=1001, name="alice"), Filters())
+    assert hub.visible_part(alice, requested, hub.owners)["script"] == "/boat/alice/secret.sh"
+    assert hub.visible_part(alice, user, hub.owners) is not None
+    bob = Watcher(Caller(uid=1002, name="bob"), Filters(chore="5"))
+    assert "owner_name" not in hub.visible_part(bob, requested, hub.owners)
+    assert hub.visible_part(bob, removed, hub.owners) is None
+    frame = hub.frame(bob, ended)
+    assert frame is not None and frame.startswith(b"id: 9\nevent: ChoreEnded\ndata: {")
