@@ -65,6 +65,18 @@ class SailorView(View):
     max_time: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
+class UserView(View):
+    name: str
+    uid: str
+    time_limit: str | None
+    chores_limit: int | None
+    notes: str
+
+
+class RemovedAnswer(View):
+    removed: str
+
+
 class ResourcesView(View):
     cpus: int
     gpus: int
@@ -129,6 +141,18 @@ CAPTAIN_OPERATIONS = (
               {200: dict[str, SailorView], 403: REFUSED}, "user"),
     Operation("post", "/prereg", "Add a sailor to the crew list (root only)", msg.PreregRequest,
               {201: SailorView, **USER_REFUSALS, 409: REFUSED, 503: REFUSED}, "user"),
+    Operation("post", "/sailor_set", "Change a sailor of the crew list (root only)",
+              msg.SailorSetRequest,
+              {200: SailorView, **USER_REFUSALS, 404: REFUSED, 409: REFUSED, 503: REFUSED},
+              "user"),
+    Operation("post", "/sailor_remove", "Take a sailor off the crew list (root only)",
+              msg.SailorRemoveRequest,
+              {200: RemovedAnswer, **USER_REFUSALS, 404: REFUSED, 409: REFUSED, 503: REFUSED},
+              "user"),
+    Operation("get", "/users", "The users' limits", None,
+              {200: dict[str, UserView], 403: REFUSED}, "user"),
+    Operation("post", "/user_upsert", "Set a user's limits (root only)",
+              msg.UserUpsertRequest, {200: UserView, **USER_REFUSALS, 503: REFUSED}, "user"),
     Operation("post", "/sailor_register", "A sailor says what it has and what it runs",
               msg.SailorRegisterRequest, {200: msg.SailorAnswer, **SIGNED_REFUSALS,
                                           503: REFUSED}, "sailor"),
@@ -193,7 +217,9 @@ def build_document(title: str, operations: tuple[Operation, ...]) -> dict[str, A
             "tags": [operation.caller],
         }
         if operation.body is not None:
-            item["requestBody"] = {"required": True, "content": {
+            # An empty body reads as {}: it may be left out when no field is required.
+            required = any(f.required for f in msgspec.structs.fields(operation.body))
+            item["requestBody"] = {"required": required, "content": {
                 "application/json": {"schema": next(schema_of)}}}
         if operation.query:
             item["parameters"] = [{"name": name, "in": "query", "required": False,

@@ -7,7 +7,9 @@ from its own clock (the machines' clocks may differ that much), and remembers ev
 it accepted for `NONCE_WINDOW_S` on its own monotonic clock, refusing the same nonce twice.
 Once a nonce is forgotten, its time is out of the skew allowed, so a replay is still refused.
 
-Only the requests are signed: answers are not, and nothing is encrypted.
+Only the requests are signed: answers are not, and nothing is encrypted. The nonces live in
+memory: for `MAX_SKEW_S` after a daemon restarts, a request recorded before the restart can
+be replayed to it once.
 """
 
 import hashlib
