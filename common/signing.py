@@ -95,6 +95,7 @@ class ClusterKey:
         expected = signature(self._key, method, path, time_text, nonce, body)
         if not hmac.compare_digest(expected, given):
             raise SignatureRefused("the request's signature does not match the cluster key")
+        self._forget_old_nonces()
         try:
             sent_at = float(time_text)
         except ValueError:
@@ -103,7 +104,6 @@ class ClusterKey:
         if not skew_s <= MAX_SKEW_S:
             raise SignatureRefused(f"the request's time is {skew_s:.0f} s away from this "
                                    f"machine's clock (at most {MAX_SKEW_S:.0f} s allowed)")
-        self._forget_old_nonces()
         if nonce in self._seen:
             raise SignatureRefused("the request was already received once (a replay)")
         self._seen[nonce] = self._clock.monotonic() + NONCE_WINDOW_S
