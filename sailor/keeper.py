@@ -99,13 +99,22 @@ def stop_chore(groups: dict[str, Path], child: int, grace_s: float) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    """Whether a process of the group still runs. The chore's own process, once dead, stays
+    a zombie in its group until the keeper reaps it: zombies do not count, else every stop
+    would wait its whole grace period."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def wait_for(child: int, deadline: float | None, grace_s: float,

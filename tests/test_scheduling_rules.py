@@ -78,7 +78,8 @@ def test_sailor_changes_are_for_root_only(crew: Crew, test_user: str):
 
 
 def test_max_time_stops_a_long_chore_with_its_reason(crew: Crew, boat: Path, test_user: str):
-    crew.add_sailor("s1", "127.0.0.2")
+    """A long grace between SIGTERM and SIGKILL: a chore that dies of SIGTERM ends at once."""
+    crew.add_sailor("s1", "127.0.0.2", extra=("--cancel-grace", "20"))
     crew.cli_ok("--sailor-set", "name=s1", "max_time=00-00:00:03")
     long = write_script(boat, "long.sh", "sleep 60\n", owner=test_user)
 
@@ -88,7 +89,7 @@ def test_max_time_stops_a_long_chore_with_its_reason(crew: Crew, boat: Path, tes
 
     assert ended["status"] == "canceled", ended
     assert ended["reason"] == "exceeded time limit"
-    assert ended["ended_at"] - running["start"] >= 2.5
+    assert 2.5 <= ended["ended_at"] - running["start"] < 10
 
 
 def test_the_captain_enforces_max_time_on_its_own_clock(crew: Crew, boat: Path,
