@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cli.client import CaptainUnreachable, _parse
@@ -33,27 +33,32 @@ def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool) -> 
     from cli import story
 
     since: int | None = None
-    connected_once = False
+    state = {"connected_once": False, "lost": False}
+
+    def opened() -> None:
+        state["connected_once"], state["lost"] = True, False
     try:
         while True:
             try:
-                for event in stream(address, watch_path(filters, since)):
-                    connected_once = True
+                for event in stream(address, watch_path(filters, since), opened):
                     since = event.get("seq", since)
                     text = json.dumps(event) if as_json else story.line(event)
                     print(text, flush=True)
             except CaptainUnreachable as exc:
-                if not connected_once:
+                if not state["connected_once"]:
                     raise
-                print(f"captain: connection lost ({exc}); trying again", file=sys.stderr,
-                      flush=True)
+                if not state["lost"]:
+                    print(f"captain: connection lost ({exc}); trying again until Ctrl-C",
+                          file=sys.stderr, flush=True)
+                state["lost"] = True
             time.sleep(RETRY_S)
     except KeyboardInterrupt:
         return
 
 
-def stream(address: tuple[str, int], path: str) -> Iterator[dict[str, Any]]:
-    """The events of one connection, until the captain closes it."""
+def stream(address: tuple[str, int], path: str,
+           opened: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+    """The events of one connection, until the captain closes it; `opened` once accepted."""
     head = (f"GET {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
             "Accept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
     try:
@@ -70,6 +75,8 @@ def stream(address: tuple[str, int], path: str) -> Iterator[dict[str, Any]]:
         if status != 200:
             answer = _parse(reader.rest_of_answer(headers))
             raise StreamRefused(answer.error())
+        if opened is not None:
+            opened()
         chunked = headers.get("transfer-encoding", "") == "chunked"
         body = reader.chunks() if chunked else reader.raw()
         yield from _frames(body)

@@ -225,3 +225,18 @@ def test_a_watcher_without_identity_sees_neither_who_nor_what():
     assert hub.visible_part(bob, removed, hub.owners) is None
     frame = hub.frame(bob, ended)
     assert frame is not None and frame.startswith(b"id: 9\nevent: ChoreEnded\ndata: {")
+
+
+def test_watch_goes_on_across_a_captain_restart_without_repeats(crew: Crew):
+    watch = Watch(crew)
+    try:
+        time.sleep(0.5)  # lets the stream open
+        crew.cli_ok("--prereg", "s1", "127.0.0.2", "services=cpu")
+        watch.until(lambda ev: any(e.get("name") == "s1" for e in ev))
+        crew.restart_captain()
+        crew.cli_ok("--prereg", "s2", "127.0.0.3", "services=cpu")
+        seen = watch.until(lambda ev: any(e.get("name") == "s2" for e in ev), 30)
+        seqs = [e["seq"] for e in seen]
+        assert seqs == sorted(set(seqs))
+    finally:
+        assert "Traceback" not in watch.stop()
