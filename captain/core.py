@@ -90,6 +90,8 @@ class Captain:
             self.housekeeping.note_ended(event.chore_id)
         if isinstance(event, ev.ChoreStarted):
             self.housekeeping.run_clock.note_started(event.chore_id)
+        if isinstance(event, ev.SailorRegistered):
+            self.dispatcher.sailor_woke(event.name)
         if isinstance(event, _WAKES_DISPATCHER):
             self.dispatcher.wake()
 

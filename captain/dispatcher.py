@@ -69,7 +69,7 @@ class Dispatcher:
             chore = state.chores[chore_id]
             passed_over = self._passed_over_for(chore_id)
             shape = None if passed_over else _shape(chore)
-            decision = waits.get(shape) if shape is not None else None
+            decision: Placement | Wait | None = waits.get(shape) if shape is not None else None
             if decision is None:
                 decision = place(state, chore, passed_over, reservation)
                 if isinstance(decision, Wait) and shape is not None:
@@ -77,6 +77,8 @@ class Dispatcher:
             if isinstance(decision, Wait) and reservation is None and self._starving(chore_id):
                 reservation = keep_for(state, chore, passed_over)
                 if reservation is not None:
+                    # Later chores now wait for another reason: the kept sailor.
+                    waits.clear()
                     decision = Wait(f"{decision.reason}; sailor {reservation.sailor} is kept "
                                     "for it")
             if isinstance(decision, Placement):
@@ -127,6 +129,11 @@ class Dispatcher:
                 del entries[name]
         return frozenset(entries)
 
+    def sailor_woke(self, sailor: str) -> None:
+        """A sailor that (re)registers gets a fresh chance at the chores it passed over."""
+        for entries in self._passed_over.values():
+            entries.pop(sailor, None)
+
     def _pass_over(self, chore_id: str, sailor: str) -> None:
         until = self.captain.clock.monotonic() + PASS_OVER_S
         self._passed_over.setdefault(chore_id, {})[sailor] = until
@@ -149,6 +156,7 @@ class Dispatcher:
             chore_id=chore_id, script=chore.script, owner=chore.owner, cores=chore.cores,
             gpu_ids=chore.gpu_ids, ram=chore.ram,
             max_time_s=self.captain.state.sailors[sailor].max_time_s,
+            assignment=chore.assignment,
         )
         try:
             data = await self.captain.call_sailor(
@@ -160,7 +168,7 @@ class Dispatcher:
             self._pass_over(chore_id, sailor)
             await _ignore_failure(recorder.record(ev.ChoreRefused(
                 chore_id=chore_id, sailor=sailor, reason=f"sailor {sailor} did not answer")))
-            await self.send_cancel(chore_id, sailor, "not answered in time")
+            await self.send_cancel(chore_id, sailor, "not answered in time", order.assignment)
             return
         chore = self.captain.state.chores.get(chore_id)
         if chore is None or chore.sailor != sailor:
@@ -181,11 +189,13 @@ class Dispatcher:
         if chore.cancel_reason is not None:
             await self.send_cancel(chore_id, sailor, chore.cancel_reason)
 
-    async def send_cancel(self, chore_id: str, sailor: str, reason: str) -> None:
-        """Tells a sailor to stop a chore; a lost message is sent again at its next call."""
+    async def send_cancel(self, chore_id: str, sailor: str, reason: str,
+                          assignment: int | None = None) -> None:
+        """Tells a sailor to stop a chore (or withdraws one placement of it, when
+        `assignment` names it); a lost message is sent again at the sailor's next call."""
         if sailor not in self.captain.state.sailors:
             return
-        order = msg.CancelOrder(chore_id=chore_id, reason=reason)
+        order = msg.CancelOrder(chore_id=chore_id, reason=reason, assignment=assignment)
         try:
             await self.captain.call_sailor(
                 sailor, "/captain_cancels", order, self.captain.settings.sailor_call_timeout_s)

@@ -134,6 +134,9 @@ class ChoreOrder(Body, kw_only=True):
     gpu_ids: list[Annotated[int, msgspec.Meta(ge=0)]] = []
     ram: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_time_s: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Which placement of the chore this order carries out: a cancel naming it withdraws
+    # this order only, not a later placement of the same chore on the same sailor.
+    assignment: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class OrderAnswer(msgspec.Struct):
@@ -146,6 +149,7 @@ class OrderAnswer(msgspec.Struct):
 class CancelOrder(Body, kw_only=True):
     chore_id: ChoreId
     reason: str = "canceled"
+    assignment: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class CancelAnswer(msgspec.Struct):

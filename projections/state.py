@@ -6,6 +6,8 @@ changes nothing.
 """
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -269,7 +271,7 @@ def _user_upserted(state: State, event: ev.UserUpserted) -> None:
     )
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[State, Any], None]] = {
     ev.SailorPreregistered: _sailor_preregistered,
     ev.SailorUpdated: _sailor_updated,
     ev.SailorRemoved: _sailor_removed,

@@ -50,7 +50,7 @@ class Sailor:
         self.session: aiohttp.ClientSession | None = None
         self._report_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._dropped: dict[str, float] = {}
+        self._dropped: dict[tuple[str, int], float] = {}
         self._starting: dict[str, asyncio.Future[msg.OrderAnswer]] = {}
         self._captain_reachable = True
 
@@ -158,8 +158,11 @@ class Sailor:
     async def _start(self, order: msg.ChoreOrder) -> msg.OrderAnswer:
         entry = self.registry.entries.get(order.chore_id)
         if entry is not None:
+            # Already running here: this process now serves the latest placement.
+            entry.assignment = max(entry.assignment, order.assignment)
+            self.registry.save()
             return msg.OrderAnswer(accepted=True, pid=entry.pid, memory_limit=entry.memory_limit)
-        if order.chore_id in self._dropped:
+        if (order.chore_id, order.assignment) in self._dropped:
             return msg.OrderAnswer(accepted=False, reason="this chore was withdrawn")
         if not set(order.cores) <= set(self.resources.cores):
             return msg.OrderAnswer(accepted=False, reason=f"cores {order.cores} are not offered")
@@ -173,7 +176,7 @@ class Sailor:
         entry = Entry(chore_id=order.chore_id, pid=started["pid"], keeper_pid=keeper.pid,
                       owner=order.owner, script=order.script, cores=order.cores,
                       gpu_ids=order.gpu_ids, memory_limit=started["memory_limit"],
-                      started_at=self.clock.wall())
+                      started_at=self.clock.wall(), assignment=order.assignment)
         self.registry.entries[order.chore_id] = entry
         self.registry.save()
         log.info("sailor: chore=%s started pid=%d as uid=%d on cores %s gpus %s",
@@ -189,8 +192,11 @@ class Sailor:
     def cancel(self, order: msg.CancelOrder) -> bool:
         entry = self.registry.entries.get(order.chore_id)
         if entry is None:
-            self._dropped[order.chore_id] = self.clock.monotonic()
+            if order.assignment is not None:
+                self._dropped[(order.chore_id, order.assignment)] = self.clock.monotonic()
             return False
+        if order.assignment is not None and order.assignment != entry.assignment:
+            return True
         if entry.end is None:
             entry.cancel_reason = order.reason
             self.registry.save()
@@ -287,9 +293,9 @@ class Sailor:
 
     def _forget_old_drops(self) -> None:
         now = self.clock.monotonic()
-        for chore_id, at in list(self._dropped.items()):
+        for key, at in list(self._dropped.items()):
             if now - at > 600:
-                del self._dropped[chore_id]
+                del self._dropped[key]
 
 
 def _died_of_stop(report: msg.ChoreReport) -> bool:
