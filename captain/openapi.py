@@ -108,6 +108,34 @@ class ChoreView(View):
     stderr: str
 
 
+class HistoryAnswer(View):
+    events: list[dict[str, Any]]
+    chore_id: str | None = None
+
+
+class LoginBody(View, forbid_unknown_fields=True):
+    user: str
+    password: str
+
+
+class SessionView(View):
+    user: str
+    uid: int
+    admin: bool
+    csrf: str
+    expires_at: int
+
+
+class SessionAnswer(View):
+    session: SessionView | None
+
+
+class SessionInfo(View):
+    session: SessionView | None
+    login_refusal: str | None = None
+    https_port: int | None = None
+
+
 # --- the operations -----------------------------------------------------------------------
 
 
@@ -119,6 +147,11 @@ class Operation(NamedTuple):
     answers: dict[int, Any]
     caller: Literal["user", "sailor", "captain", "anyone"]
     query: tuple[str, ...] = ()
+    # What the 200 answer is, when it is not JSON (the event stream).
+    media_type: str = "application/json"
+    # Fuzzed by the tests: a PAM login waits seconds per failure and is rate-limited, and
+    # an event stream never ends, so those two are described but called by their own tests.
+    fuzzed: bool = True
 
 
 REFUSED = ErrorAnswer
@@ -129,16 +162,18 @@ CAPTAIN_OPERATIONS = (
     Operation("post", "/user_chore", "Ask for a chore, as the calling user", msg.ChoreRequest,
               {201: ChoreView, **USER_REFUSALS, 404: REFUSED, 429: REFUSED, 503: REFUSED},
               "user"),
-    Operation("get", "/user_consult", "The caller's chores (everyone's with all=1, root only)",
-              None, {200: dict[str, ChoreView], **USER_REFUSALS}, "user", ("all",)),
+    Operation("get", "/user_consult", "The caller's chores (everyone's with all=1, root only; "
+              "as they were at `at` when given)",
+              None, {200: dict[str, ChoreView], **USER_REFUSALS}, "user", ("all", "at")),
     Operation("post", "/user_consult", "The same as GET, with the choice in the body",
               msg.ConsultRequest, {200: dict[str, ChoreView], **USER_REFUSALS}, "user"),
     Operation("post", "/user_cancel", "Cancel one of the caller's chores (any, for root)",
               msg.CancelRequest,
               {200: ChoreView, **USER_REFUSALS, 404: REFUSED, 409: REFUSED, 503: REFUSED},
               "user"),
-    Operation("get", "/crew", "The crew and the state of each sailor", None,
-              {200: dict[str, SailorView], 403: REFUSED}, "user"),
+    Operation("get", "/crew", "The crew and the state of each sailor (as it was at `at`, an "
+              "ISO time or epoch seconds, when given)", None,
+              {200: dict[str, SailorView], 400: REFUSED, 403: REFUSED}, "user", ("at",)),
     Operation("post", "/prereg", "Add a sailor to the crew list (root only)", msg.PreregRequest,
               {201: SailorView, **USER_REFUSALS, 409: REFUSED, 503: REFUSED}, "user"),
     Operation("post", "/sailor_set", "Change a sailor of the crew list (root only)",
@@ -161,6 +196,23 @@ CAPTAIN_OPERATIONS = (
     Operation("post", "/sailor_report", "A sailor reports how its chores are doing",
               msg.SailorReportRequest, {200: msg.SailorReportAnswer, **SIGNED_REFUSALS,
                                         503: REFUSED}, "sailor"),
+    Operation("get", "/history", "The events of one chore (its owner or root), or the latest "
+              "events of the cluster", None,
+              {200: HistoryAnswer, 400: REFUSED, 403: REFUSED, 404: REFUSED}, "user",
+              ("chore", "limit")),
+    Operation("get", "/events", "Server-sent events of the durable log, as they are recorded "
+              "(`id:` is the event's seq; Last-Event-ID or since= replays from a position)",
+              None, {200: str, 400: REFUSED}, "anyone", ("chore", "sailor", "user", "since"),
+              media_type="text/event-stream", fuzzed=False),
+    Operation("get", "/web/crew", "The crew for the dashboard: no user and no script",
+              None, {200: dict[str, SailorView]}, "anyone"),
+    Operation("post", "/login", "Open a dashboard session (PAM checks the user and password)",
+              LoginBody, {200: SessionAnswer, 400: REFUSED, 401: REFUSED, 403: REFUSED,
+                          429: REFUSED}, "anyone", fuzzed=False),
+    Operation("post", "/logout", "Close the dashboard session", None,
+              {200: SessionAnswer, 403: REFUSED}, "anyone"),
+    Operation("get", "/session", "Who is logged in on the dashboard, if anyone", None,
+              {200: SessionInfo}, "anyone"),
     Operation("get", "/health", "Whether the captain answers", None, {200: HealthAnswer},
               "anyone"),
     Operation("get", "/openapi.json", "This document", None, {200: dict[str, Any]}, "anyone"),
@@ -228,7 +280,8 @@ def build_document(title: str, operations: tuple[Operation, ...]) -> dict[str, A
             item["security"] = [{name: [] for name in SIGNATURE_SCHEMES}, {}]
         item["responses"] = {
             str(status): {"description": _describe(status), "content": {
-                "application/json": {"schema": next(schema_of)}}}
+                operation.media_type if status == 200 else "application/json":
+                    {"schema": next(schema_of)}}}
             for status in operation.answers
         }
         paths.setdefault(operation.path, {})[operation.method] = item
@@ -247,10 +300,10 @@ def build_document(title: str, operations: tuple[Operation, ...]) -> dict[str, A
 def _describe(status: int) -> str:
     return {
         200: "Done", 201: "Recorded", 400: "The body or a field is wrong (the field is named)",
-        401: "Not signed with the cluster key, or a replay",
+        401: "Not signed with the cluster key, a replay, or a failed login",
         403: "This caller may not do this", 404: "No such chore, sailor or service",
         409: "In conflict with the current state", 413: "The body is too large",
-        429: "The user's chores limit is reached", 503: "The event log could not be written",
+        429: "The user's chores limit is reached, or too many failed logins", 503: "The event log could not be written",
     }[status]
 
 
