@@ -101,7 +101,8 @@ def up(folder: Path) -> int:
     wait_for("the captain", lambda: captain(captain_port, "--crew").returncode == 0)
     if not (folder / "sailor" / "resources.json").exists():
         subprocess.run([SAILOR, "--data", str(folder / "sailor"), "--captain",
-                        f"127.0.0.1:{captain_port}", "--yes"], check=True)
+                        f"127.0.0.1:{captain_port}", "--cluster-key-file",
+                        str(folder / "captain" / "cluster.key"), "--yes"], check=True)
     start_daemon(folder, "sailor", [SAILOR, "--serve", str(sailor_port), "--host",
                                     "127.0.0.1", "--data", str(folder / "sailor"),
                                     "--register-interval", "0.5"])
