@@ -303,7 +303,8 @@ def _describe(status: int) -> str:
         401: "Not signed with the cluster key, a replay, or a failed login",
         403: "This caller may not do this", 404: "No such chore, sailor or service",
         409: "In conflict with the current state", 413: "The body is too large",
-        429: "The user's chores limit is reached, or too many failed logins", 503: "The event log could not be written",
+        429: "The user's chores limit is reached, or too many failed logins",
+        503: "The event log could not be written",
     }[status]
 
 

@@ -19,7 +19,7 @@ from captain.snapshotter import Snapshotter
 from common.clock import CLOCK, Clock
 from eventlog.codec import encode_line
 from eventlog.events import AnyEvent
-from eventlog.store import EventStore, WriteFailed
+from eventlog.store import EventStore
 from projections.state import State, apply
 
 log = logging.getLogger(__name__)

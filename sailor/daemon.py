@@ -103,7 +103,7 @@ class Sailor:
                 if not self._captain_reachable:
                     log.info("sailor: the captain at %s answers again", self.resources.captain)
                 self._captain_reachable = True
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 if self._captain_reachable:
                     log.warning("sailor: cannot reach the captain at %s: %s",
                                 self.resources.captain, exc or type(exc).__name__)
@@ -170,7 +170,7 @@ class Sailor:
             return msg.OrderAnswer(accepted=False, reason=f"no GPUs {order.gpu_ids} here")
         try:
             keeper, started = await self.launcher.launch(order)
-        except (LaunchRefused, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, LaunchRefused, OSError) as exc:
             log.warning("sailor: refused chore=%s: %s", order.chore_id, exc)
             return msg.OrderAnswer(accepted=False, reason=str(exc))
         entry = Entry(chore_id=order.chore_id, pid=started["pid"], keeper_pid=keeper.pid,
@@ -248,13 +248,13 @@ class Sailor:
             try:
                 await asyncio.wait_for(self._report_now.wait(),
                                        timeout=self.settings.report_interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._report_now.clear()
             try:
                 self._check_chores()
                 await self._send_reports()
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.debug("sailor: reports not delivered yet: %s", exc)
             except Exception:
                 log.exception("sailor: the report round failed")

@@ -20,7 +20,6 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-from crew import Crew, world_readable_folder
 from hypothesis import HealthCheck
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -33,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from captain.openapi import CAPTAIN_OPERATIONS, SAILOR_OPERATIONS
 from common.signing import ClusterKey
+from crew import Crew, world_readable_folder
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]

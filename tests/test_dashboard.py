@@ -16,6 +16,15 @@ import pytest
 
 pytest.importorskip("playwright")
 from conftest import TEST_USER  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
 from crew import (  # noqa: E402
     TEST_PASSWORD,
     Crew,
@@ -24,14 +33,6 @@ from crew import (  # noqa: E402
     wait_until,
     world_readable_folder,
     write_script,
-)
-from playwright.sync_api import (  # noqa: E402
-    Browser,
-    ConsoleMessage,
-    Page,
-    ViewportSize,
-    expect,
-    sync_playwright,
 )
 
 CHROMIUM = "/usr/bin/chromium"

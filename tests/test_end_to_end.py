@@ -16,7 +16,8 @@ PROBE = """\
 out="$(dirname "$0")/probe-$CAPTAIN_CHORE_ID.txt"
 echo "uid=$(id -u)" >"$out"
 echo "gid=$(id -g)" >>"$out"
-echo "cores=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')" >>"$out"
+cores=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
+echo "cores=$cores" >>"$out"
 echo "gpus=[${CUDA_VISIBLE_DEVICES-unset}]" >>"$out"
 echo "home=$HOME user=$USER pwd=$(pwd)" >>"$out"
 """

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from crew import Crew, wait_until, write_script
 
 from captain.recorder import Recorder
+from crew import Crew, wait_until, write_script
 from eventlog import events as ev
 from eventlog.codec import encode_line, verify_line
 from eventlog.store import EventStore

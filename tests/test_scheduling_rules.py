@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from crew import CAPTAIN, Crew, wait_until, write_script
 
+from crew import CAPTAIN, Crew, wait_until, write_script
 from sailor import cgroups
 
 

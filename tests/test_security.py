@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crew import CAPTAIN, SAILOR, Crew, Daemon, free_port, wait_until, write_script
 
 from common.signing import ClusterKey
+from crew import CAPTAIN, SAILOR, Crew, Daemon, free_port, wait_until, write_script
 
 STRANGER_IP = "127.0.0.9"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crew import TEST_PASSWORD, Crew, free_port
 
 from common.clock import ManualClock
+from crew import TEST_PASSWORD, Crew, free_port
 from web import auth
 
 
