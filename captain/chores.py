@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from captain.errors import Refusal, bad_request, forbidden, not_found
 from captain.scheduler import candidates, could_ever_fit
 from common import messages as msg
+from common.refusals import Refusal, bad_request, forbidden, not_found
 from eventlog import events as ev
 from projections.state import ChoreState
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from captain.chores import Caller
-from captain.errors import Refusal, bad_request, forbidden, not_found
 from common import messages as msg
+from common.refusals import Refusal, bad_request, forbidden, not_found
 from common.units import parse_limit
 from eventlog import events as ev
 from projections.state import SailorState

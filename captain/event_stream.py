@@ -22,7 +22,7 @@ from aiohttp import web
 
 from captain.chores import Caller
 from captain.core import Captain
-from captain.errors import Refusal, bad_request, forbidden
+from common.refusals import Refusal, bad_request, forbidden
 from eventlog import events as ev
 from eventlog.reader import read_events
 

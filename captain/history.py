@@ -15,8 +15,8 @@ import msgspec
 from aiohttp import web
 
 from captain.chores import Caller
-from captain.errors import bad_request, forbidden, not_found
 from common.instants import parse_instant
+from common.refusals import bad_request, forbidden, not_found
 from eventlog import events as ev
 from eventlog.reader import chore_needle, read_events, segments
 from projections import snapshots

@@ -6,21 +6,18 @@ sailor endpoints know the sailor from its address in the crew list.
 
 import logging
 import pwd
-import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
-import msgspec
 from aiohttp import web
 
 from captain import chores, crew, event_stream, history, users
 from captain.chores import Caller
 from captain.core import Captain
-from captain.errors import Refusal, bad_request, forbidden
-from captain.identity import connection_uid, local_peer_uid
 from captain.openapi import document_bytes
 from common import messages as msg
 from common import signing
+from common.identity import connection_uid, local_peer_uid
+from common.json_http import MAX_BODY_BYTES, Handler, decode, errors_as_json, json_response
+from common.refusals import Refusal, forbidden
 from eventlog.store import WriteFailed
 from projections.views import chore_view, chores_view, crew_view, user_view, users_view
 from web import auth as web_auth
@@ -28,30 +25,7 @@ from web.routes import add_web_routes
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
 CAPTAIN_KEY = web.AppKey("captain", Captain)
-T = TypeVar("T", bound=msgspec.Struct)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_FIELD_AT = re.compile(r"at `\$\.([A-Za-z_]+)")
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(body), status=status,
-                        content_type="application/json")
-
-
-async def decode(request: web.Request, kind: type[T]) -> T:
-    data = await request.read()
-    if not data.strip():
-        data = b"{}"
-    try:
-        return msgspec.json.decode(data, type=kind)
-    except msgspec.ValidationError as exc:
-        match = _FIELD_AT.search(str(exc))
-        raise bad_request(f"invalid request: {exc}", match.group(1) if match else None) from None
-    except msgspec.DecodeError as exc:
-        raise bad_request(f"the body is not valid JSON: {exc}") from None
 
 
 def captain_of(request: web.Request) -> Captain:
@@ -83,15 +57,12 @@ def peer_ip(request: web.Request) -> str:
 
 
 @web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def write_failures_as_json(request: web.Request, handler: Handler
+                                 ) -> web.StreamResponse:
     try:
         return await handler(request)
-    except Refusal as refusal:
-        return json_response(refusal.body(), refusal.status)
     except WriteFailed as exc:
         return json_response({"error": str(exc)}, 503)
-    except web.HTTPRequestEntityTooLarge:
-        return json_response({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
 
 
 # --- user endpoints -------------------------------------------------------------------------
@@ -229,7 +200,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def make_app(captain: Captain) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[errors_as_json, write_failures_as_json])
     app[CAPTAIN_KEY] = captain
     app.router.add_post("/user_chore", user_chore)
     app.router.add_get("/user_consult", user_consult)

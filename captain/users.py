@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from captain.chores import Caller
-from captain.errors import bad_request, forbidden
 from common import messages as msg
+from common.refusals import bad_request, forbidden
 from common.units import parse_limit
 from eventlog import events as ev
 

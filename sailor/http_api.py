@@ -1,35 +1,20 @@
 """The sailor's endpoints: orders from its captain, and nobody else."""
 
 import logging
-import re
-from typing import TypeVar
 
-import msgspec
 from aiohttp import web
 
-from captain.identity import connection_uid
 from captain.openapi import document_bytes
 from common import messages as msg
 from common import signing
+from common.identity import connection_uid
+from common.json_http import MAX_BODY_BYTES, decode, errors_as_json, json_response
+from common.refusals import Refusal
 from sailor.daemon import Sailor
 
 log = logging.getLogger(__name__)
 
 SAILOR_KEY = web.AppKey("sailor", Sailor)
-MAX_BODY_BYTES = 64 * 1024
-T = TypeVar("T", bound=msgspec.Struct)
-_FIELD_AT = re.compile(r"at `\$\.([A-Za-z_]+)")
-
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
-def json_response(body: object, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(body), status=status,
-                        content_type="application/json")
 
 
 async def from_captain(request: web.Request) -> Sailor:
@@ -37,7 +22,7 @@ async def from_captain(request: web.Request) -> Sailor:
     sailor = request.app[SAILOR_KEY]
     if request.remote != sailor.captain_host:
         log.warning("sailor: refused an order from %s (not the captain)", request.remote)
-        raise Refused(403, f"address {request.remote} is not this sailor's captain")
+        raise Refusal(403, f"address {request.remote} is not this sailor's captain")
     try:
         await signing.check_request(
             request, sailor.cluster_key,
@@ -45,31 +30,8 @@ async def from_captain(request: web.Request) -> Sailor:
     except signing.SignatureRefused as exc:
         log.warning("sailor: refused an order from %s to %s: %s", request.remote,
                     request.path, exc)
-        raise Refused(401, str(exc)) from None
+        raise Refusal(401, str(exc)) from None
     return sailor
-
-
-async def decode(request: web.Request, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(await request.read(), type=kind)
-    except msgspec.ValidationError as exc:
-        match = _FIELD_AT.search(str(exc))
-        raise Refused(400, f"invalid request: {exc}", match.group(1) if match else None) from None
-    except msgspec.DecodeError as exc:
-        raise Refused(400, f"the body is not valid JSON: {exc}") from None
-
-
-@web.middleware
-async def errors_as_json(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
-    try:
-        return await handler(request)
-    except Refused as refused:
-        body = {"error": refused.message}
-        if refused.field:
-            body["field"] = refused.field
-        return json_response(body, refused.status)
-    except web.HTTPRequestEntityTooLarge:
-        return json_response({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
 
 
 async def captain_request(request: web.Request) -> web.Response:

@@ -24,8 +24,8 @@ import msgspec
 from aiohttp import web
 
 from captain.chores import Caller
-from captain.errors import Refusal, forbidden
 from common.clock import CLOCK, Clock
+from common.refusals import Refusal, forbidden
 
 log = logging.getLogger(__name__)
 

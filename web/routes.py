@@ -10,13 +10,14 @@ anyone who can open the dashboard may read: it names no user and no script.
 import logging
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from captain.core import Captain
-from captain.errors import Refusal, bad_request, forbidden
+from common.json_http import json_response
+from common.refusals import Refusal, bad_request, forbidden
 from projections.views import crew_view
 from web import auth
 
@@ -45,7 +46,7 @@ def add_web_routes(app: web.Application, captain: Captain) -> None:
     app.router.add_static("/front/", FRONT_DIR)
 
     async def crew_for_the_page(request: web.Request) -> web.Response:
-        return _json(crew_view(captain.state, captain.last_seen_wall))
+        return json_response(crew_view(captain.state, captain.last_seen_wall))
 
     app.router.add_get("/web/crew", crew_for_the_page)
     app.router.add_post("/login", login)
@@ -53,11 +54,6 @@ def add_web_routes(app: web.Application, captain: Captain) -> None:
     app.router.add_get("/session", session_info)
     app.on_response_prepare.append(_security_headers)
     app.on_startup.append(_warn_when_pam_cannot_work)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(body), status=status,
-                        content_type="application/json")
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -92,7 +88,7 @@ async def login(request: web.Request) -> web.Response:
 
     session = sessions.open(account.uid, account.name)
     log.info("web: user=%s (%d) logged in from ip=%s", account.name, account.uid, ip)
-    response = _json({"session": session.public()})
+    response = json_response({"session": session.public()})
     response.set_cookie(auth.SESSION_COOKIE, session.token, max_age=int(sessions.lifetime_s),
                         path="/", httponly=True, samesite="Strict", secure=request.secure)
     return response
@@ -104,14 +100,14 @@ async def logout(request: web.Request) -> web.Response:
         auth.web_caller(request)
         request.app[auth.SESSIONS_KEY].close(session.token)
         log.info("web: user=%s logged out", session.name)
-    response = _json({"session": None})
+    response = json_response({"session": None})
     response.del_cookie(auth.SESSION_COOKIE, path="/")
     return response
 
 
 async def session_info(request: web.Request) -> web.Response:
     session = auth.session_of(request)
-    return _json({
+    return json_response({
         "session": session.public() if session is not None else None,
         "login_refusal": auth.login_refusal(request),
         "https_port": request.app[HTTPS_PORT_KEY] or None,

@@ -2,7 +2,7 @@
 
 
 class Refusal(Exception):
-    """A request the captain will not carry out; nothing was recorded."""
+    """A request a daemon will not carry out; nothing was recorded."""
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
