@@ -150,8 +150,8 @@ def test_a_client_from_another_machine_is_refused():
 
     from aiohttp.test_utils import make_mocked_request
 
-    from captain.errors import Refusal
     from captain.http_api import caller_of
+    from common.refusals import Refusal
 
     ends = {"peername": ("192.0.2.7", 40000), "sockname": ("127.0.0.1", 8750)}
     transport = mock.Mock()
