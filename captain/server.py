@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import socket
 import ssl
 import sys
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from captain.core import Captain
 from captain.http_api import make_app
 from captain.settings import CaptainSettings
+from common.data_lock import FolderBusy, hold_data_folder
 from eventlog.store import LogDamaged
 from web import tls
 
@@ -34,14 +36,40 @@ def serve(settings: CaptainSettings) -> int:
             log.error("captain: cannot start: the TLS certificate %s or key %s cannot be "
                       "used: %s", settings.tls_cert, settings.tls_key, exc)
             return 2
-    log.info("captain: serving on %s:%d, data in %s", settings.host, settings.port,
-             settings.data_dir)
+    try:
+        lock = hold_data_folder(settings.data_dir, "captain")
+    except (FolderBusy, OSError) as exc:
+        log.error("captain: cannot start: %s", _plain(exc, settings.data_dir))
+        return 2
     try:
         asyncio.run(_serve_until_stopped(make_app(captain), settings, https))
     except LogDamaged as exc:
         log.error("captain: cannot start: %s", exc)
         return 2
+    except OSError as exc:
+        log.error("captain: cannot go on: %s", _plain(exc, settings.data_dir))
+        return 2
+    finally:
+        lock.close()
     return 0
+
+
+def _plain(exc: Exception, data_dir: object) -> str:
+    """One readable line for a failure outside the daemon's control."""
+    if isinstance(exc, FolderBusy):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is None and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError):
+        return f"cannot use {exc.filename or data_dir}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    try:
+        return socket.create_server((host, port), backlog=1024)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 async def _serve_until_stopped(app: web.Application, settings: CaptainSettings,
@@ -52,11 +80,16 @@ async def _serve_until_stopped(app: web.Application, settings: CaptainSettings,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
+    # The port is taken before the captain starts, so a port in use changes nothing.
+    plain = listen(settings.host, settings.port)
+    secure = listen(settings.host, settings.web_port) if https and settings.web_port else None
     try:
         await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        if https is not None and settings.web_port is not None:
-            await web.TCPSite(runner, settings.host, settings.web_port, ssl_context=https).start()
+        await web.SockSite(runner, plain).start()
+        log.info("captain: serving on %s:%d, data in %s", settings.host, settings.port,
+                 settings.data_dir)
+        if secure is not None and settings.web_port is not None:
+            await web.SockSite(runner, secure, ssl_context=https).start()
             log.info("captain: dashboard over HTTPS on %s:%d", settings.host, settings.web_port)
         await stopped.wait()
     finally:

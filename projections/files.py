@@ -7,6 +7,7 @@ background task: never on the path that answers requests.
 import asyncio
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +27,8 @@ class ViewSource(Protocol):
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
+    # A name of its own per writer thread: the last write at shutdown may overlap a periodic one.
+    temp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, data)
