@@ -152,11 +152,14 @@ def run_example(folder: Path, port: int) -> int:
 
 def stop(folder: Path) -> int:
     for name in ("sailor", "captain"):
-        pid = alive(folder / f"{name}.pid")
+        pid_file = folder / f"{name}.pid"
+        pid = alive(pid_file)
         if pid is None:
             print(f"{name}: not running")
             continue
         os.kill(pid, signal.SIGTERM)
+        wait_for(f"the {name} (pid {pid}) to stop", lambda: alive(pid_file) is None)
+        pid_file.unlink(missing_ok=True)
         print(f"{name}: stopped (pid {pid})")
     return 0
 
