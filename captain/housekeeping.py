@@ -78,5 +78,5 @@ class Housekeeping:
         expired = [c for c, ended in self._ended_mono.items() if now - ended >= keep_s]
         for chore_id in expired:
             del self._ended_mono[chore_id]
-        expired = [c for c in expired if c in self.captain.state.chores]
+        expired = sorted((c for c in expired if c in self.captain.state.chores), key=int)
         return [ev.ChoresArchived(chore_ids=expired)] if expired else []
