@@ -25,28 +25,67 @@ CANCELED_BY_ADMIN = "canceled by admin"
 
 
 def check_ip(text: str) -> str:
+    """A sailor's address: one machine's, so not 0.0.0.0, a broadcast or a multicast one."""
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise bad_request(f"'{text}' is not an IP address", "ip") from None
+    if address.is_unspecified or address.is_multicast or str(address) == "255.255.255.255":
+        raise bad_request(f"{address} is not the address of one machine", "ip")
+    return str(address)
 
 
 def prereg(captain: "Captain", caller: Caller, request: msg.PreregRequest) -> Awaitable[None]:
     if not caller.is_admin:
         raise forbidden("only root may change the crew list")
+    event = _preregistration(captain, request, {}, {})
+    log.info("captain: sailor=%s preregistered at %s services=%s", event.name, event.ip,
+             ",".join(event.services))
+    return captain.recorder.record(event)
+
+
+def prereg_crew(captain: "Captain", caller: Caller, request: msg.CrewListRequest
+                ) -> Awaitable[None]:
+    """Preregisters a whole crew list at once, or nothing when any entry is wrong."""
+    if not caller.is_admin:
+        raise forbidden("only root may change the crew list")
+    events: list[ev.AnyEvent] = []
+    problems: list[dict[str, object]] = []
+    names: dict[str, int] = {}
+    ips: dict[str, int] = {}
+    for index, entry in enumerate(request.sailors):
+        try:
+            event = _preregistration(captain, entry, names, ips)
+        except Refusal as refusal:
+            problems.append({"index": index, **refusal.body()})
+            continue
+        names[event.name], ips[event.ip] = index, index
+        events.append(event)
+    if problems:
+        raise Refusal(400, f"{len(problems)} of {len(request.sailors)} entries are wrong; "
+                           "nothing was preregistered", extra={"problems": problems})
+    log.info("captain: %d sailors preregistered from a crew list", len(events))
+    return captain.recorder.record(*events)
+
+
+def _preregistration(captain: "Captain", request: msg.PreregRequest, names: dict[str, int],
+                     ips: dict[str, int]) -> ev.SailorPreregistered:
+    """The event that adds this sailor, after checking it against the crew list and the
+    entries before it in the same list (`names`, `ips`: their index)."""
     state = captain.state
     ip = check_ip(request.ip)
     if request.name in state.sailors:
         raise Refusal(409, f"sailor '{request.name}' is already in the crew list "
                            "(change it with --sailor-set)", "name")
+    if request.name in names:
+        raise Refusal(409, f"sailor '{request.name}' is listed twice", "name")
     owner = state.sailor_at(ip)
     if owner is not None:
         raise Refusal(409, f"address {ip} already belongs to sailor '{owner.name}'", "ip")
-    max_time_s = _parse_max_time(request.max_time)
-    log.info("captain: sailor=%s preregistered at %s services=%s", request.name, ip,
-             ",".join(request.services))
-    return captain.recorder.record(ev.SailorPreregistered(
-        name=request.name, ip=ip, services=list(request.services), max_time_s=max_time_s))
+    if ip in ips:
+        raise Refusal(409, f"address {ip} is listed twice", "ip")
+    return ev.SailorPreregistered(name=request.name, ip=ip, services=list(request.services),
+                                  max_time_s=_parse_max_time(request.max_time))
 
 
 def _parse_max_time(text: str | None) -> int | None:

@@ -118,6 +118,15 @@ async def crew_prereg(request: web.Request) -> web.Response:
     return json_response(crew_view(captain.state, captain.last_seen_wall)[sailor.name], 201)
 
 
+async def crew_prereg_list(request: web.Request) -> web.Response:
+    captain = captain_of(request)
+    caller = caller_of(request)
+    body = await decode(request, msg.CrewListRequest)
+    await crew.prereg_crew(captain, caller, body)
+    view = crew_view(captain.state, captain.last_seen_wall)
+    return json_response({s.name: view[s.name] for s in body.sailors}, 201)
+
+
 async def crew_sailor_set(request: web.Request) -> web.Response:
     captain = captain_of(request)
     caller = caller_of(request)
@@ -209,6 +218,7 @@ def make_app(captain: Captain) -> web.Application:
     app.router.add_post("/user_cancel", user_cancel)
     app.router.add_get("/crew", crew_list)
     app.router.add_post("/prereg", crew_prereg)
+    app.router.add_post("/prereg_crew", crew_prereg_list)
     app.router.add_post("/sailor_set", crew_sailor_set)
     app.router.add_post("/sailor_remove", crew_sailor_remove)
     app.router.add_get("/users", users_list)

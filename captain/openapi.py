@@ -33,6 +33,8 @@ class ErrorAnswer(View):
 
     error: str
     field: str | msgspec.UnsetType = msgspec.UNSET
+    # For a crew list: each wrong entry, by its index in the list.
+    problems: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
 
 
 class HealthAnswer(View):
@@ -176,6 +178,10 @@ CAPTAIN_OPERATIONS = (
               {200: dict[str, SailorView], 400: REFUSED, 403: REFUSED}, "user", ("at",)),
     Operation("post", "/prereg", "Add a sailor to the crew list (root only)", msg.PreregRequest,
               {201: SailorView, **USER_REFUSALS, 409: REFUSED, 503: REFUSED}, "user"),
+    Operation("post", "/prereg_crew", "Add a whole crew list, or nothing if any entry is "
+              "wrong (root only; each problem is listed with its entry's index)",
+              msg.CrewListRequest,
+              {201: dict[str, SailorView], **USER_REFUSALS, 503: REFUSED}, "user"),
     Operation("post", "/sailor_set", "Change a sailor of the crew list (root only)",
               msg.SailorSetRequest,
               {200: SailorView, **USER_REFUSALS, 404: REFUSED, 409: REFUSED, 503: REFUSED},

@@ -54,6 +54,12 @@ class PreregRequest(Body, kw_only=True):
     max_time: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+class CrewListRequest(Body, kw_only=True):
+    """A whole crew list, preregistered at once or not at all."""
+
+    sailors: Annotated[list[PreregRequest], msgspec.Meta(min_length=1, max_length=10_000)]
+
+
 class SailorSetRequest(Body, kw_only=True):
     """A change to a sailor of the crew list; a field left out keeps its value."""
 

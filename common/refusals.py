@@ -4,16 +4,19 @@
 class Refusal(Exception):
     """A request a daemon will not carry out; nothing was recorded."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 extra: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.extra = extra or {}
 
-    def body(self) -> dict[str, str]:
-        body = {"error": self.message}
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.message}
         if self.field is not None:
             body["field"] = self.field
+        body.update(self.extra)
         return body
 
 
