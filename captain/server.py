@@ -9,6 +9,7 @@ import sys
 
 from aiohttp import web
 
+from captain import runtime_file
 from captain.core import Captain
 from captain.http_api import make_app
 from captain.settings import CaptainSettings
@@ -82,15 +83,18 @@ async def _serve_until_stopped(app: web.Application, settings: CaptainSettings,
         loop.add_signal_handler(signum, stopped.set)
     # The port is taken before the captain starts, so a port in use changes nothing.
     plain = listen(settings.host, settings.port)
+    published = None
     secure = listen(settings.host, settings.web_port) if https and settings.web_port else None
     try:
         await runner.setup()
         await web.SockSite(runner, plain).start()
         log.info("captain: serving on %s:%d, data in %s", settings.host, settings.port,
                  settings.data_dir)
+        published = runtime_file.publish(settings.host, settings.port)
         if secure is not None and settings.web_port is not None:
             await web.SockSite(runner, secure, ssl_context=https).start()
             log.info("captain: dashboard over HTTPS on %s:%d", settings.host, settings.web_port)
         await stopped.wait()
     finally:
+        runtime_file.withdraw(published)
         await runner.cleanup()

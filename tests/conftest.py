@@ -7,6 +7,9 @@ import pytest
 
 from crew import Crew, ensure_user, kill_user_processes, world_readable_folder
 
+# Test captains publish their port here, never where a real captain of this machine does.
+os.environ.setdefault("CAPTAIN_RUNTIME_FILE", f"/tmp/captain-test-runtime-{os.getpid()}.json")
+
 # Sessions that run suites side by side on one machine give each suite its own users.
 _SUFFIX = os.environ.get("CAPTAIN_TEST_USER_SUFFIX", "")
 TEST_USER = f"captaintest{_SUFFIX}"
