@@ -1,5 +1,6 @@
 """The `sailor` command: the first-run questions, or the sailor daemon with --serve."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,11 +46,13 @@ def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str 
                       cluster_key=cluster_key, assume_yes=assume_yes)
         return
     from sailor.daemon import SailorSettings
-    from sailor.resources import load_resources
-    from sailor.server import serve
+    from sailor.resources import check_cores, load_resources
+    from sailor.server import ServeRefused, serve
 
     try:
         resources = load_resources(folder)
+        if resources is not None:
+            check_cores(resources, os.sched_getaffinity(0), folder)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if resources is None:
@@ -58,7 +61,11 @@ def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str 
     settings = SailorSettings(data_dir=folder, host=host, port=serve_port,
                               awake_interval_s=awake_interval,
                               register_interval_s=register_interval, cancel_grace_s=cancel_grace)
-    sys.exit(serve(settings, resources))
+    try:
+        code = serve(settings, resources)
+    except ServeRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 def _key_from_file(given: str | None, path: Path) -> str:

@@ -233,6 +233,8 @@ class Sailor:
                                  memory_limit=entry.memory_limit)
         if ended.get("lost"):
             report.reason = "the chore keeper vanished without recording an exit status"
+        elif ended.get("start_error"):
+            report.reason = f"could not start: {ended['start_error']}"
         elif ended.get("stopped_for") and _died_of_stop(report):
             report.status = "canceled"
             report.reason = ("exceeded time limit" if ended["stopped_for"] == "time limit"

@@ -18,6 +18,7 @@ from sailor import detect
 from sailor.resources import (
     SavedResources,
     format_gpus,
+    format_ids,
     load_resources,
     parse_gpus,
     resources_path,
@@ -25,6 +26,13 @@ from sailor.resources import (
 )
 
 T = TypeVar("T")
+
+NO_KEY_WARNING = (
+    "Warning: no cluster key. Without it this sailor works only with a captain on this same "
+    "machine, running as root. To work with a captain elsewhere, put the key that "
+    "'captain --show-key' prints on the head machine in a private file "
+    "(chmod 600) and run this again with --cluster-key-file PATH."
+)
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -117,8 +125,14 @@ def run_first_run(
         ram=ram_bytes,
         cluster_key=key,
     )
-    save_resources(data_dir, res)
+    try:
+        save_resources(data_dir, res)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot save the answers in {data_dir}: {error.strerror}") from None
     click.echo(_describe(res, resources_path(data_dir)))
+    if not res.cluster_key:
+        click.echo(NO_KEY_WARNING, err=True)
     return res
 
 
@@ -231,18 +245,7 @@ def parse_ram(text: str, total_bytes: int) -> int:
 
 def _describe(res: SavedResources, path: Path) -> str:
     return (
-        f"Saved to {path}: captain {res.captain}, {res.cpus} cores ({_format_ids(res.cores)}), "
+        f"Saved to {path}: captain {res.captain}, {res.cpus} cores ({format_ids(res.cores)}), "
         f"GPUs {format_gpus(res.gpus)}, {format_bytes(res.ram)} of memory, "
         f"cluster key {'set' if res.cluster_key else 'not set'}."
     )
-
-
-def _format_ids(ids: list[int]) -> str:
-    """Write sorted ids as ranges: [0, 1, 2, 3, 8] -> `0-3,8`."""
-    runs: list[list[int]] = []
-    for core_id in ids:
-        if runs and core_id == runs[-1][-1] + 1:
-            runs[-1].append(core_id)
-        else:
-            runs.append([core_id])
-    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)

@@ -4,8 +4,9 @@ The sailor starts `python -I -m sailor.keeper SPEC` in a session of its own, so 
 (and the chore) outlive a restart of the sailor. The keeper puts the chore in its own control
 groups (or process group), switches to the user, runs the script by path, waits for it,
 enforces the time limit, and writes the exit status to a file the sailor reads, even when
-the sailor was away. SIGTERM asks the keeper to cancel the chore: it sends SIGTERM to every
-process of it, waits a grace period, then SIGKILL. Standard library only: it starts fast.
+the sailor was away; when the script could not be started, the file also says why. SIGTERM
+asks the keeper to cancel the chore: it sends SIGTERM to every process of it, waits a grace
+period, then SIGKILL. Standard library only: it starts fast.
 """
 
 import errno
@@ -20,6 +21,8 @@ from pathlib import Path
 from sailor import cgroups
 
 _cancel_asked = False
+
+MAX_START_ERROR_BYTES = 1000
 
 
 def _ask_cancel(signum: int, frame: object) -> None:
@@ -36,32 +39,44 @@ def write_json_atomically(path: Path, data: dict) -> None:
     os.replace(temp, path)
 
 
-def run_chore_process(spec: dict, groups: dict[str, Path], memory: str) -> None:
-    """In the forked child: confine, switch user, open outputs, exec. Never returns."""
+def run_chore_process(spec: dict, groups: dict[str, Path], memory: str,
+                      error_pipe: int) -> None:
+    """In the forked child: confine, switch user, open outputs, exec. Never returns.
+
+    A step that fails writes why to `error_pipe` and exits 126 (127 for a missing script).
+    The pipe closes on exec, so the keeper reads nothing from it when the script started.
+    """
+    script = spec["script"]
+    doing = "join the chore's control groups"
     try:
         cgroups.join(groups, os.getpid())
         os.setpgid(0, 0)
+        doing = f"run on cores {spec['cores']}"
         os.sched_setaffinity(0, spec["cores"])
         if spec.get("ram") and memory == "none":
             import resource
 
+            doing = "limit the chore's memory"
             resource.setrlimit(resource.RLIMIT_AS, (spec["ram"], spec["ram"]))
         if os.getuid() != spec["uid"]:
+            doing = f"switch to uid {spec['uid']}"
             os.setgroups(spec["groups"])
             os.setgid(spec["gid"])
             os.setuid(spec["uid"])
-        os.chdir(os.path.dirname(spec["script"]))
+        doing = f"enter {os.path.dirname(script)}"
+        os.chdir(os.path.dirname(script))
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        doing = f"write {spec['stdout']}"
         out = os.open(spec["stdout"], flags, 0o644)
+        doing = f"write {spec['stderr']}"
         err = os.open(spec["stderr"], flags, 0o644)
+        doing = "open /dev/null"
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-    except OSError as exc:
-        os.write(2, f"captain: could not start the chore: {exc}\n".encode())
-        os._exit(126)
-    script = spec["script"]
+    except Exception as exc:
+        _fail_start(error_pipe, f"cannot {doing}: {_why(exc)}", 126)
     try:
         os.execve(script, [script], spec["env"])
     except OSError as exc:
@@ -70,8 +85,38 @@ def run_chore_process(spec: dict, groups: dict[str, Path], memory: str) -> None:
                 os.execve("/bin/sh", ["/bin/sh", script], spec["env"])
             except OSError as exc2:
                 exc = exc2
-        os.write(2, f"captain: could not run {script}: {exc.strerror}\n".encode())
-        os._exit(127 if exc.errno == errno.ENOENT else 126)
+        _fail_start(error_pipe, f"cannot run {script}: {_why(exc)}",
+                    127 if exc.errno == errno.ENOENT else 126)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _fail_start(error_pipe: int, why: str, exit_code: int) -> None:
+    """Says why the chore could not start, to the keeper and on stderr, and exits."""
+    data = why.encode(errors="replace")[:MAX_START_ERROR_BYTES]
+    for fd, text in ((error_pipe, data), (2, b"captain: could not start the chore: %s\n" % data)):
+        try:
+            os.write(fd, text)
+        except OSError:
+            pass
+    os._exit(exit_code)
+
+
+def read_start_error(error_pipe: int) -> str | None:
+    """What the chore's process wrote before exec, once it has ended; None if nothing."""
+    os.set_blocking(error_pipe, False)
+    chunks = []
+    try:
+        while chunk := os.read(error_pipe, 4096):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    os.close(error_pipe)
+    return b"".join(chunks).decode(errors="replace") or None
 
 
 def signal_all(groups: dict[str, Path], child: int, signum: int) -> None:
@@ -154,9 +199,12 @@ def main(spec_path: str) -> int:
     if spec.get("ram") and memory == "none":
         memory = "rlimit"
     started_mono = time.monotonic()
+    error_read, error_write = os.pipe()  # both ends close on exec
     child = os.fork()
     if child == 0:
-        run_chore_process(spec, groups, memory)
+        os.close(error_read)
+        run_chore_process(spec, groups, memory, error_write)
+    os.close(error_write)
     write_json_atomically(folder / "started.json",
                           {"pid": child, "keeper_pid": os.getpid(), "memory_limit": memory})
     print(json.dumps({"pid": child, "memory_limit": memory}), flush=True)
@@ -166,12 +214,14 @@ def main(spec_path: str) -> int:
     status, stopped_for = wait_for(child, deadline, spec.get("grace_s", 5.0), groups)
     if cgroups.members(groups) or _group_alive(child):
         stop_chore(groups, child, 0.5)
+    start_error = read_start_error(error_read)
     end = {
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "stopped_for": stopped_for,
         "out_of_memory": cgroups.out_of_memory(groups),
         "run_s": round(time.monotonic() - started_mono, 3),
+        "start_error": start_error,
     }
     write_json_atomically(folder / "ended.json", end)
     cgroups.remove(groups)

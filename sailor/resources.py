@@ -43,11 +43,29 @@ def load_resources(data_dir: Path) -> SavedResources | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
     try:
         return msgspec.json.decode(data, type=SavedResources)
     except msgspec.DecodeError as error:
         message = f"{path} is damaged ({error}); fix it or delete it to answer again"
         raise ValueError(message) from error
+
+
+def check_cores(res: SavedResources, allowed: set[int], data_dir: Path) -> None:
+    """ValueError when the saved cores are not ones this process may use, or do not match
+    `cpus`: chores given such cores could never start. The GPUs are not checked: that needs
+    NVML, which the daemon does not load."""
+    again = f"run 'sailor --data {data_dir}' again to answer the setup questions"
+    path = resources_path(data_dir)
+    if res.cpus != len(res.cores) or len(set(res.cores)) != len(res.cores):
+        raise ValueError(f"{path} offers cpus={res.cpus} but lists the cores "
+                         f"{format_ids(res.cores)}; {again}")
+    missing = sorted(set(res.cores) - allowed)
+    if missing:
+        raise ValueError(f"{path} offers cores {format_ids(missing)} that this machine does "
+                         f"not let the sailor use (allowed: {format_ids(sorted(allowed))}); "
+                         f"{again}")
 
 
 def save_resources(data_dir: Path, res: SavedResources) -> None:
@@ -102,3 +120,14 @@ def format_gpus(gpus: list[Gpu]) -> str:
     if not gpus:
         return "none"
     return ",".join(f"{gpu.type}:{format_bytes_exact(gpu.vram)}" for gpu in gpus)
+
+
+def format_ids(ids: list[int]) -> str:
+    """Write sorted ids as ranges: [0, 1, 2, 3, 8] -> `0-3,8`."""
+    runs: list[list[int]] = []
+    for core_id in ids:
+        if runs and core_id == runs[-1][-1] + 1:
+            runs[-1].append(core_id)
+        else:
+            runs.append([core_id])
+    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
