@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -13,7 +14,7 @@ from captain import runtime_file
 from captain.core import Captain
 from captain.http_api import make_app
 from captain.settings import CaptainSettings
-from common.data_lock import FolderBusy, hold_data_folder
+from common.serving import ServeRefused, hold_data_folder, listen
 from eventlog.store import LogDamaged
 from web import tls
 
@@ -39,52 +40,32 @@ def serve(settings: CaptainSettings) -> int:
             return 2
     try:
         lock = hold_data_folder(settings.data_dir, "captain")
-    except (FolderBusy, OSError) as exc:
-        log.error("captain: cannot start: %s", _plain(exc, settings.data_dir))
+        plain = listen(settings.host, settings.port)
+        secure = (listen(settings.host, settings.web_port)
+                  if https is not None and settings.web_port else None)
+    except ServeRefused as exc:
+        log.error("captain: cannot start: %s", exc)
         return 2
     try:
-        asyncio.run(_serve_until_stopped(make_app(captain), settings, https))
+        asyncio.run(_serve_until_stopped(make_app(captain), settings, https, plain, secure))
     except LogDamaged as exc:
         log.error("captain: cannot start: %s", exc)
         return 2
-    except OSError as exc:
-        log.error("captain: cannot go on: %s", _plain(exc, settings.data_dir))
-        return 2
     finally:
-        lock.close()
+        os.close(lock)
     return 0
 
 
-def _plain(exc: Exception, data_dir: object) -> str:
-    """One readable line for a failure outside the daemon's control."""
-    if isinstance(exc, FolderBusy):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.filename is None and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, OSError):
-        return f"cannot use {exc.filename or data_dir}: {exc.strerror or exc}"
-    return str(exc)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    try:
-        return socket.create_server((host, port), backlog=1024)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-
-
 async def _serve_until_stopped(app: web.Application, settings: CaptainSettings,
-                               https: ssl.SSLContext | None) -> None:
+                               https: ssl.SSLContext | None, plain: socket.socket,
+                               secure: socket.socket | None) -> None:
     """Serves plain HTTP on the port, and the same endpoints over HTTPS on the web port."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
-    # The port is taken before the captain starts, so a port in use changes nothing.
-    plain = listen(settings.host, settings.port)
     published = None
-    secure = listen(settings.host, settings.web_port) if https and settings.web_port else None
     try:
         await runner.setup()
         await web.SockSite(runner, plain).start()

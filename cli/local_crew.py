@@ -158,7 +158,7 @@ def stop(folder: Path) -> int:
             print(f"{name}: not running")
             continue
         os.kill(pid, signal.SIGTERM)
-        wait_for(f"the {name} (pid {pid}) to stop", lambda: alive(pid_file) is None)
+        wait_for(f"the {name} (pid {pid}) to stop", lambda f=pid_file: alive(f) is None)
         pid_file.unlink(missing_ok=True)
         print(f"{name}: stopped (pid {pid})")
     return 0

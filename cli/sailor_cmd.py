@@ -45,9 +45,10 @@ def main(serve_port: int | None, host: str, data_dir: Path | None, captain: str 
         run_first_run(folder, captain=captain, cpus=cpus, gpus=gpus, ram=ram,
                       cluster_key=cluster_key, assume_yes=assume_yes)
         return
+    from common.serving import ServeRefused
     from sailor.daemon import SailorSettings
     from sailor.resources import check_cores, load_resources
-    from sailor.server import ServeRefused, serve
+    from sailor.server import serve
 
     try:
         resources = load_resources(folder)

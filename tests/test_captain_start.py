@@ -17,7 +17,7 @@ def test_a_second_captain_on_the_same_data_folder_is_refused(crew: Crew):
     second = start(str(free_port()), "--data", str(crew.captain_data))
 
     assert second.returncode != 0
-    assert "already used by another captain" in second.stderr
+    assert "another captain already serves from" in second.stderr
     assert "Traceback" not in second.stderr
     assert sorted(p.name for p in (crew.captain_data / "log").iterdir()) == before
     assert crew.cli("--crew").returncode == 0
@@ -29,7 +29,7 @@ def test_a_port_in_use_is_one_line_and_leaves_the_folder_alone(crew: Crew, scrat
     second = start(str(crew.port), "--data", str(other))
 
     assert second.returncode != 0
-    assert f"cannot listen on 127.0.0.1:{crew.port}" in second.stderr
+    assert f"cannot serve on 127.0.0.1:{crew.port}" in second.stderr
     assert "Traceback" not in second.stderr
     assert not (other / "log").exists()
 
