@@ -11,10 +11,15 @@ PREREG_KEYS = ("services", "max_time")
 SAILOR_SET_KEYS = ("name", "ip", "services", "max_time")
 USER_SET_KEYS = ("uid", "name", "time_limit", "chores_limit", "notes")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_BROADCAST = "255.255.255.255"
 
 
 class BadArguments(ValueError):
-    pass
+    """A mistake in the command's words; `field` names the parameter when one is at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def split_pairs(words: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
@@ -26,32 +31,47 @@ def split_pairs(words: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, s
                                f"(keys: {', '.join(allowed)})")
         if key not in allowed:
             raise BadArguments(f"unknown parameter '{key}' (expected one of: "
-                               f"{', '.join(allowed)})")
+                               f"{', '.join(allowed)})", key)
         if key in pairs:
-            raise BadArguments(f"'{key}' is given twice")
+            raise BadArguments(f"'{key}' is given twice", key)
         pairs[key] = value
     return pairs
 
 
 def whole_number(key: str, text: str, least: int, digits: int = 6) -> int:
     if not re.fullmatch(f"[0-9]{{1,{digits}}}", text) or int(text) < least:
-        raise BadArguments(f"{key} must be a whole number of at least {least}, got '{text}'")
+        raise BadArguments(f"{key} must be a whole number of at least {least}, got '{text}'",
+                           key)
     return int(text)
 
 
-def name(key: str, text: str) -> str:
+def name(key: str, text: str, field: str | None = None) -> str:
     if not _NAME.match(text):
         raise BadArguments(f"{key} must be a name of letters, digits, '.', '_' or '-', "
-                           f"got '{text}'")
+                           f"got '{text}'", field or key)
+    return text
+
+
+def ip_address(text: str) -> str:
+    """The address of one machine: not unspecified (0.0.0.0), multicast or broadcast."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise BadArguments(f"'{text}' is not an IP address", "ip") from None
+    if address.is_unspecified or address.is_multicast or str(address) == _BROADCAST:
+        raise BadArguments(f"{text} is not the address of one machine (unspecified, "
+                           "multicast or broadcast): give the sailor's own address", "ip")
     return text
 
 
 def chore_body(words: tuple[str, ...]) -> dict[str, Any]:
     pairs = split_pairs(words, CHORE_KEYS)
     if "script" not in pairs or not pairs["script"]:
-        raise BadArguments("script=PATH is required")
+        raise BadArguments("script=PATH is required", "script")
     if ("service" in pairs) == ("sailor" in pairs):
-        raise BadArguments("give either service=NAME or sailor=NAME (exactly one)")
+        raise BadArguments("give either service=NAME or sailor=NAME (exactly one)", "service")
     body: dict[str, Any] = {"script": os.path.abspath(pairs["script"])}
     for key in ("service", "sailor"):
         if key in pairs:
@@ -63,7 +83,9 @@ def chore_body(words: tuple[str, ...]) -> dict[str, Any]:
             try:
                 body[key] = parse_bytes(pairs[key])
             except ValueError as exc:
-                raise BadArguments(f"{key}: {exc}") from None
+                raise BadArguments(f"{key}: {exc}", key) from None
+    if "vram" in body and not body["gpus"]:
+        raise BadArguments("vram= needs gpus=N: it is the memory asked of each GPU", "vram")
     return body
 
 
@@ -72,7 +94,8 @@ def _gpus(text: str) -> dict[str, Any]:
     model, sep, count = text.rpartition(":")
     if not sep:
         return {"gpus": whole_number("gpus", text, 0)}
-    return {"gpus": whole_number("gpus", count, 1), "gpu_type": name("gpus type", model)}
+    return {"gpus": whole_number("gpus", count, 1),
+            "gpu_type": name("gpus type", model, "gpus")}
 
 
 def prereg_body(words: tuple[str, ...]) -> dict[str, Any]:
@@ -81,7 +104,8 @@ def prereg_body(words: tuple[str, ...]) -> dict[str, Any]:
         raise BadArguments("usage: captain --prereg NAME IP [services=S1,S2] "
                            "[max_time=DD-hh:mm:ss]")
     pairs = split_pairs(tuple(w for w in words if "=" in w), PREREG_KEYS)
-    body: dict[str, Any] = {"name": name("name", positional[0]), "ip": positional[1]}
+    body: dict[str, Any] = {"name": name("name", positional[0]),
+                            "ip": ip_address(positional[1])}
     services = [s for s in pairs.get("services", "").split(",") if s]
     body["services"] = [name("services", s) for s in services]
     if "max_time" in pairs:
@@ -93,12 +117,12 @@ def sailor_set_body(words: tuple[str, ...]) -> dict[str, Any]:
     pairs = split_pairs(words, SAILOR_SET_KEYS)
     if "name" not in pairs:
         raise BadArguments("usage: captain --sailor-set name=NAME [ip=IP] [services=S1,S2] "
-                           "[max_time=DD-hh:mm:ss|none]")
+                           "[max_time=DD-hh:mm:ss|none]", "name")
     if len(pairs) == 1:
         raise BadArguments("give at least one of ip=, services=, max_time= to change")
     body: dict[str, Any] = {"name": name("name", pairs["name"])}
     if "ip" in pairs:
-        body["ip"] = pairs["ip"]
+        body["ip"] = ip_address(pairs["ip"])
     if "services" in pairs:
         body["services"] = [name("services", s) for s in pairs["services"].split(",") if s]
     if "max_time" in pairs:
@@ -111,7 +135,8 @@ def user_set_body(words: tuple[str, ...]) -> dict[str, Any]:
     pairs = split_pairs(words, USER_SET_KEYS)
     if "uid" not in pairs:
         raise BadArguments("usage: captain --user-set uid=UID [name=NAME] "
-                           "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT]")
+                           "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT]",
+                           "uid")
     body: dict[str, Any] = {"uid": whole_number("uid", pairs["uid"], 0, digits=10)}
     if "name" in pairs:
         body["name"] = name("name", pairs["name"])

@@ -1,23 +1,67 @@
 """The `captain` command: serves the captain, or asks it something as the calling user.
 
 Every client command is a call to one endpoint; the answer is shown as a table, or printed
-exactly as the endpoint returned it when `--json` is the last parameter. Only what a command
-needs is imported: the server's libraries never load for a client command.
+exactly as the endpoint returned it when `--json` is given. With `--json` every failure,
+the command's own included, is also a JSON object `{"error": ..., "field": ...}` on stdout.
+Only what a command needs is imported: the server's libraries never load for a client
+command.
 """
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from cli import arguments, web_options
+from cli import arguments, client, web_options
 from cli.client import Answer, CaptainUnreachable, call, captain_address
 
+# Each command is one option; the order is the one the usage error lists them in.
+COMMANDS = ("--serve", "--chore", "--consult", "--cancel", "--prereg", "--crew", "--sailor-set",
+            "--sailor-remove", "--users", "--user-set", "--watch", "--history", "--check-log",
+            "--show-key")
+TAKING_WORDS = ("--chore", "--prereg", "--sailor-set", "--user-set", "--watch", "--history")
 
-def fail(message: str) -> NoReturn:
-    click.echo(f"captain: {message}", err=True)
-    sys.exit(1)
+
+def _json_wanted() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.params.get("as_json"))
+
+
+def fail(message: str, field: str | None = None) -> NoReturn:
+    client.fail(message, field, as_json=_json_wanted())
+
+
+def _fail_usage(exc: click.ClickException) -> NoReturn:
+    """A usage mistake under --json: the JSON object, then click's usual text on stderr."""
+    param = getattr(exc, "param", None)
+    field = param.opts[0].lstrip("-") if param is not None and param.opts else None
+    client.print_refusal(exc.format_message(), field)
+    exc.show()
+    sys.exit(exc.exit_code)
+
+
+class _Command(click.Command):
+    """The click command, whose usage errors are JSON objects too when --json is given."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        wants_json = "--json" in args
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            if not wants_json:
+                raise
+            _fail_usage(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if not ctx.params.get("as_json"):
+                raise
+            _fail_usage(exc)
 
 
 class Request:
@@ -32,22 +76,20 @@ class Request:
         except CaptainUnreachable as exc:
             fail(str(exc))
         if self.as_json:
-            sys.stdout.write(answer.body.decode() + "\n")
-            if not answer.ok:
-                sys.exit(1)
-            sys.exit(0)
+            client.print_answer(answer)
         if not answer.ok:
             fail(answer.error())
         return answer.json()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("words", nargs=-1)
 @click.option("--serve", "serve_port", type=click.IntRange(1, 65535), metavar="PORT",
               help="Run the captain daemon on PORT.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path),
-              help="The captain's data folder (default: CAPTAIN_DATA or data/captain).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, readable=False),
+              help="The captain's data folder (default: CAPTAIN_DATA, else data/captain in "
+                   "the folder Captain is installed in).")
 @click.option("--allow-root-chores", is_flag=True,
               help="With --serve: let root's chores run as root.")
 @click.option("--show-key", is_flag=True,
@@ -83,7 +125,8 @@ class Request:
               help="Set a user's limits (root only): uid=UID [name=NAME] "
                    "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT].")
 @click.option("--watch", "do_watch", is_flag=True,
-              help="Follow the events live until Ctrl-C: [chore=ID] [sailor=NAME] [user=NAME].")
+              help="Follow the events live until Ctrl-C, or with chore=ID until it ends: "
+                   "[chore=ID] [sailor=NAME] [user=NAME].")
 @click.option("--history", "do_history", is_flag=True,
               help="The story of a chore: [CHORE_ID]; without one, the latest events.")
 @click.option("--limit", type=click.IntRange(1, 10_000), metavar="N",
@@ -107,23 +150,15 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
          force: bool, do_users: bool, do_user_set: bool, port: int | None,
          as_json: bool) -> None:
     """Captain: the head of a crew of sailors that run chores."""
+    command = _chosen_command(words, [
+        serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
+        do_crew, do_sailor_set, remove_name is not None, do_users, do_user_set, do_watch,
+        do_history, do_check_log, show_key])
+    _check_companions(command, at=at, everyone=everyone, force=force, limit=limit)
     if show_key:
-        sys.exit(_show_key(data_dir))
+        sys.exit(_show_key(data_dir, as_json))
     if do_watch or do_history or do_check_log:
-        others = [serve_port is not None, do_chore, do_consult, do_crew, at is not None]
-        if do_watch + do_history + do_check_log + sum(others) != 1:
-            raise click.UsageError("--watch, --history and --check-log go alone")
         sys.exit(_read_log(do_watch, do_history, words, limit, data_dir, port, as_json))
-    if at is not None and not (do_crew or do_consult):
-        raise click.UsageError("--at goes with --crew or --consult")
-    chosen = [serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
-              do_crew, do_sailor_set, remove_name is not None, do_users, do_user_set]
-    if sum(chosen) != 1:
-        raise click.UsageError("choose one of --serve, --chore, --consult, --cancel, "
-                               "--prereg, --crew, --sailor-set, --sailor-remove, --users, "
-                               "--user-set")
-    if force and remove_name is None:
-        raise click.UsageError("--force goes with --sailor-remove")
     if serve_port is not None:
         sys.exit(_serve(serve_port, host, data_dir, allow_root_chores, down_after, retention,
                         order_timeout, snapshot_every=snapshot_every,
@@ -153,10 +188,35 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
         elif do_user_set:
             _user_set(request, words)
     except arguments.BadArguments as exc:
-        fail(str(exc))
+        fail(str(exc), exc.field)
 
 
-def _show_key(data_dir: Path | None) -> int:
+def _chosen_command(words: tuple[str, ...], given: list[bool]) -> str:
+    """The one command given (flags in the order of COMMANDS); refuses stray words."""
+    chosen = [name for name, is_given in zip(COMMANDS, given, strict=True) if is_given]
+    if len(chosen) != 1:
+        raise click.UsageError(f"choose one of {', '.join(COMMANDS)}")
+    command = chosen[0]
+    if words and command not in TAKING_WORDS:
+        raise click.UsageError(f"unexpected words for {command} (it takes none): "
+                               f"{' '.join(words)}")
+    return command
+
+
+def _check_companions(command: str, *, at: str | None, everyone: bool, force: bool,
+                      limit: int | None) -> None:
+    """Refuses an option given with a command it does nothing for."""
+    if at is not None and command not in ("--crew", "--consult"):
+        raise click.UsageError("--at goes with --crew or --consult")
+    if everyone and command != "--consult":
+        raise click.UsageError("--all goes with --consult")
+    if force and command != "--sailor-remove":
+        raise click.UsageError("--force goes with --sailor-remove")
+    if limit is not None and command != "--history":
+        raise click.UsageError("--limit goes with --history")
+
+
+def _show_key(data_dir: Path | None, as_json: bool) -> int:
     """Prints the key the captain made at its first start; reading it needs root."""
     import os
 
@@ -171,9 +231,13 @@ def _show_key(data_dir: Path | None) -> int:
         fail(f"no cluster key at {path}: the captain makes it at its first start "
              "(captain --serve PORT); give --data when its data folder is not the default")
     try:
-        click.echo(read_key_file(path))
+        key = read_key_file(path)
     except ValueError as exc:
         fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"cluster_key": key}, separators=(",", ":")))
+    else:
+        click.echo(key)
     return 0
 
 
@@ -237,12 +301,12 @@ def _read_log(do_watch: bool, do_history: bool, words: tuple[str, ...], limit: i
             return 0
         return log_cmds.check_log(data_dir, as_json)
     except arguments.BadArguments as exc:
-        fail(str(exc))
+        fail(str(exc), exc.field)
 
 
 def _cancel(request: Request, chore_id: str) -> None:
     if not chore_id.isdecimal():
-        raise arguments.BadArguments(f"a chore id is a number, got '{chore_id}'")
+        raise arguments.BadArguments(f"a chore id is a number, got '{chore_id}'", "chore_id")
     record = request.send("POST", "/user_cancel", {"chore_id": chore_id})
     click.echo(f"chore {chore_id}: cancel asked ({record['status']}: {record['reason']})")
 

@@ -7,7 +7,8 @@ milliseconds of work, and importing a full client would cost more than that.
 import json
 import os
 import socket
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 DEFAULT_PORT = 8750
 
@@ -28,6 +29,14 @@ class Answer:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    def refusal(self) -> dict[str, Any] | None:
+        """The captain's `{"error": ..., "field": ...}` when the body is one, else None."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and "error" in data else None
+
     def error(self) -> str:
         try:
             data = self.json()
@@ -36,6 +45,34 @@ class Answer:
         if isinstance(data, dict) and "error" in data:
             return str(data["error"])
         return f"HTTP {self.status}"
+
+
+def print_refusal(message: str, field: str | None = None) -> None:
+    """A failure as a JSON object on stdout, shaped as the captain's refusals."""
+    body = {"error": message} if field is None else {"error": message, "field": field}
+    sys.stdout.write(json.dumps(body, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, field: str | None = None, as_json: bool = False) -> NoReturn:
+    """How a client command fails: one readable line on stderr and a non-zero exit; with
+    --json, the same first as a JSON object on stdout."""
+    if as_json:
+        print_refusal(message, field)
+    sys.stderr.write(f"captain: {message}\n")
+    sys.exit(1)
+
+
+def print_answer(answer: Answer) -> NoReturn:
+    """--json: the endpoint's answer as it came; a refusal also as a line on stderr."""
+    if not answer.ok and answer.refusal() is None:
+        fail(answer.error(), as_json=True)
+    sys.stdout.write(answer.body.decode() + "\n")
+    if answer.ok:
+        sys.exit(0)
+    sys.stdout.flush()
+    sys.stderr.write(f"captain: {answer.error()}\n")
+    sys.exit(1)
 
 
 def captain_address(port: int | None) -> tuple[str, int]:

@@ -49,21 +49,15 @@ def _port_from_env_ok() -> bool:
     return not text or (text.isdecimal() and 1 <= int(text) <= 65535)
 
 
-def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"captain: {message}\n")
-    sys.exit(1)
-
-
 def _answer(port: int | None, method: str, path: str, body: Any = None) -> NoReturn:
     """Calls the endpoint and prints its JSON answer as the full command does."""
-    from cli.client import CaptainUnreachable, call, captain_address
+    from cli.client import CaptainUnreachable, call, captain_address, fail, print_answer
 
     try:
         answer = call(captain_address(port), method, path, body)
     except CaptainUnreachable as exc:
-        _fail(str(exc))
-    sys.stdout.write(answer.body.decode() + "\n")
-    sys.exit(0 if answer.ok else 1)
+        fail(str(exc), as_json=True)
+    print_answer(answer)
 
 
 def main() -> None:
@@ -81,7 +75,9 @@ def main() -> None:
     try:
         body = arguments.chore_body(tuple(words))
     except arguments.BadArguments as exc:
-        _fail(str(exc))
+        from cli.client import fail
+
+        fail(str(exc), exc.field, as_json=True)
     _answer(port, "POST", "/user_chore", body)
 
 

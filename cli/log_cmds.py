@@ -26,23 +26,27 @@ def at_query(at: str | None) -> str:
     try:
         instant = parse_instant(at)
     except ValueError as exc:
-        raise arguments.BadArguments(f"--at: {exc}") from None
+        raise arguments.BadArguments(f"--at: {exc}", "at") from None
     return urllib.parse.urlencode({"at": repr(instant)})
 
 
 def watch(address: tuple[str, int], words: tuple[str, ...], as_json: bool) -> None:
+    """Follows the events until Ctrl-C, or with chore=ID until that chore has ended."""
     from cli.client import CaptainUnreachable
     from cli.watch import StreamRefused, follow
 
     filters = arguments.split_pairs(words, WATCH_KEYS)
     if "chore" in filters and not filters["chore"].isdecimal():
-        raise arguments.BadArguments(f"chore must be a chore id, got '{filters['chore']}'")
+        raise arguments.BadArguments(f"chore must be a chore id, got '{filters['chore']}'",
+                                     "chore")
     for key in ("sailor", "user"):
         if key in filters:
             arguments.name(key, filters[key])
     try:
         follow(address, filters, as_json)
-    except (StreamRefused, CaptainUnreachable) as exc:
+    except StreamRefused as exc:
+        raise arguments.BadArguments(str(exc), exc.field) from None
+    except CaptainUnreachable as exc:
         raise arguments.BadArguments(str(exc)) from None
 
 
@@ -52,7 +56,10 @@ def history_path(words: tuple[str, ...], limit: int | None) -> str:
     query: dict[str, str] = {}
     if words:
         if not words[0].isdecimal():
-            raise arguments.BadArguments(f"a chore id is a number, got '{words[0]}'")
+            raise arguments.BadArguments(f"a chore id is a number, got '{words[0]}'", "chore")
+        if limit is not None:
+            raise arguments.BadArguments("--limit goes with --history without a chore id: a "
+                                         "chore's story is told whole", "limit")
         query["chore"] = words[0]
     if limit is not None:
         query["limit"] = str(limit)
@@ -77,10 +84,21 @@ def check_log(data_dir: Path | None, as_json: bool) -> int:
     from eventlog.check import check_folder
 
     folder = (data_dir or default_data_dir("captain")).resolve()
-    report = check_folder(folder / "log", folder / "snapshots")
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
-    else:
+    try:
+        report = check_folder(folder / "log", folder / "snapshots")
+    except PermissionError as exc:
+        raise arguments.BadArguments(f"cannot read {exc.filename or folder}: permission "
+                                     "denied (the log is the captain's: run as root)",
+                                     "data") from None
+    if not as_json:
         for line in report.lines():
             click.echo(line)
+        return 0 if report.ok else 1
+    found = report.as_dict()
+    if not report.ok:
+        count = len(report.problems)
+        found["error"] = f"the log in {folder} has {count} problem{'s' * (count > 1)}"
+    sys.stdout.write(json.dumps(found, separators=(",", ":")) + "\n")
+    if not report.ok:
+        click.echo(f"captain: {found['error']}", err=True)
     return 0 if report.ok else 1

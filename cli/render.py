@@ -1,13 +1,32 @@
-"""Tables for people: the views the endpoints return, printed with a header by rich."""
+"""Tables for people: the views the endpoints return, printed with a header by rich.
+
+On a terminal a table fits the window, and a cell too long for its column goes on over
+more lines rather than being cut. Into a pipe or a file, each row stays on one line however
+wide, so that grep finds a whole row with its full paths.
+"""
 
 import datetime
+import sys
 from typing import Any
+
+# Wide enough for any row; rich makes a table only as wide as its cells need.
+_PIPE_WIDTH = 100_000
 
 
 def _when(instant: float | None) -> str:
     if not instant:
         return "-"
     return datetime.datetime.fromtimestamp(instant).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seen(instant: float | None) -> str:
+    """The time alone when it is today, as a sailor seen lately mostly is; else as _when."""
+    if not instant:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(instant)
+    if moment.date() == datetime.date.today():
+        return moment.strftime("%H:%M:%S")
+    return _when(instant)
 
 
 def _gib(count: int | None) -> str:
@@ -19,7 +38,7 @@ def _gib(count: int | None) -> str:
 def _print(table: Any) -> None:
     from rich.console import Console
 
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH).print(table)
 
 
 def _table(title: str, columns: list[str]) -> Any:
@@ -27,7 +46,7 @@ def _table(title: str, columns: list[str]) -> Any:
 
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     return table
 
 
@@ -68,14 +87,15 @@ def crew(view: dict[str, dict[str, Any]]) -> None:
         print("crew: no sailors yet (add one with captain --prereg NAME IP services=...)")
         return
     table = _table("crew", ["sailor", "ip", "services", "status", "cpus used", "gpus used",
-                            "ram", "chores", "last seen"])
+                            "ram", "chores", "max time", "last seen"])
     for sailor in view.values():
         gpus = len(sailor["gpus"])
         table.add_row(
             sailor["name"], sailor["ip"], ",".join(sailor["services"]), sailor["status"],
             f"{sailor['cpus_in_use']}/{sailor['cpus']}",
             f"{len(sailor['gpus_in_use'])}/{gpus}" if gpus else "-",
-            _gib(sailor["ram"]), str(sailor["chores"]), _when(sailor.get("last_seen")),
+            _gib(sailor["ram"]), str(sailor["chores"]), sailor.get("max_time") or "none",
+            _seen(sailor.get("last_seen")),
         )
     _print(table)
 

@@ -1,7 +1,9 @@
 """`captain --watch`: follows the captain's server-sent events until Ctrl-C.
 
 When the connection drops (the captain restarts), the watcher connects again and asks for
-the events after the last one it printed, so nothing is missed or printed twice.
+the events after the last one it printed, so nothing is missed or printed twice. Watching
+one chore ends by itself once that chore has ended; a chore that had already ended when the
+watch began is not noticed, since the stream starts with the events to come.
 """
 
 import json
@@ -20,6 +22,10 @@ RETRY_S = 1.0
 class StreamRefused(Exception):
     """The captain answered the watch request with an error."""
 
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 def watch_path(filters: dict[str, str], since: int | None) -> str:
     query = dict(filters)
@@ -29,7 +35,8 @@ def watch_path(filters: dict[str, str], since: int | None) -> str:
 
 
 def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool) -> None:
-    """Prints each event as it comes; reconnects after a drop; returns on Ctrl-C."""
+    """Prints each event as it comes; reconnects after a drop; returns on Ctrl-C, or once
+    the chore of a `chore` filter has ended."""
     from cli import story
 
     since: int | None = None
@@ -42,8 +49,11 @@ def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool) -> 
             try:
                 for event in stream(address, watch_path(filters, since), opened):
                     since = event.get("seq", since)
-                    text = json.dumps(event) if as_json else story.line(event)
+                    text = (json.dumps(event, separators=(",", ":")) if as_json
+                            else story.line(event))
                     print(text, flush=True)
+                    if _ends_the_watch(event, filters):
+                        return
             except CaptainUnreachable as exc:
                 if not state["connected_once"]:
                     raise
@@ -54,6 +64,11 @@ def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool) -> 
             time.sleep(RETRY_S)
     except KeyboardInterrupt:
         return
+
+
+def _ends_the_watch(event: dict[str, Any], filters: dict[str, str]) -> bool:
+    return (event.get("type") == "ChoreEnded" and "chore" in filters
+            and event.get("chore_id") == filters["chore"])
 
 
 def stream(address: tuple[str, int], path: str,
@@ -74,7 +89,8 @@ def stream(address: tuple[str, int], path: str,
         status, headers = reader.head()
         if status != 200:
             answer = _parse(reader.rest_of_answer(headers))
-            raise StreamRefused(answer.error())
+            refusal = answer.refusal() or {}
+            raise StreamRefused(answer.error(), refusal.get("field"))
         if opened is not None:
             opened()
         chunked = headers.get("transfer-encoding", "") == "chunked"
