@@ -138,7 +138,8 @@ class Request:
 @click.option("--snapshot-every", type=click.IntRange(0), default=50_000, show_default=True,
               metavar="N", help="With --serve: events between snapshots of the state (0: none).")
 @click.option("--port", type=click.IntRange(1, 65535), envvar="CAPTAIN_PORT",
-              help="Where the captain listens (default: CAPTAIN_PORT or 8750).")
+              help="Where the captain listens (default: CAPTAIN_PORT, else the port this "
+                   "machine's captain published, else 8750).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's JSON answer.")
 def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | None,
          at: str | None, do_check_log: bool, snapshot_every: int, reserve_after: float,

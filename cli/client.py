@@ -11,6 +11,8 @@ import sys
 from typing import Any, NoReturn
 
 DEFAULT_PORT = 8750
+# Written by a captain started as root (see captain/runtime_file.py).
+RUNTIME_FILE = "/run/captain/captain.json"
 
 
 class CaptainUnreachable(Exception):
@@ -76,9 +78,30 @@ def print_answer(answer: Answer) -> NoReturn:
 
 
 def captain_address(port: int | None) -> tuple[str, int]:
-    host = os.environ.get("CAPTAIN_HOST", "127.0.0.1")
-    if port is None:
-        port = int(os.environ.get("CAPTAIN_PORT") or DEFAULT_PORT)
+    """Where to call: --port, else CAPTAIN_PORT, else where this machine's captain said it
+    listens (its runtime file), else the default port; on CAPTAIN_HOST or this machine."""
+    host = os.environ.get("CAPTAIN_HOST")
+    if port is None and os.environ.get("CAPTAIN_PORT"):
+        port = int(os.environ["CAPTAIN_PORT"])
+    if port is None or host is None:
+        published_host, published_port = _published()
+        port = port or published_port
+        host = host or published_host
+    return host or "127.0.0.1", port or DEFAULT_PORT
+
+
+def _published() -> tuple[str | None, int | None]:
+    """What the captain of this machine wrote about itself at start, if anything."""
+    path = os.environ.get("CAPTAIN_RUNTIME_FILE") or RUNTIME_FILE
+    try:
+        with open(path) as file:
+            data = json.load(file)
+        port = int(data["port"])
+        host = str(data.get("host") or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
     return host, port
 
 

@@ -1,5 +1,7 @@
 """A captain that cannot start says why in one line, and touches nothing."""
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -40,3 +42,15 @@ def test_a_data_folder_that_cannot_be_made_is_named(scratch: Path):
     assert answer.returncode != 0
     assert "/proc/no-such-folder" in answer.stderr
     assert "Traceback" not in answer.stderr
+
+
+def test_the_cli_finds_the_captain_of_this_machine_without_a_port(crew: Crew, test_user: str):
+    """A captain run as root publishes its port; users need not type it."""
+    env = {k: v for k, v in os.environ.items() if k != "CAPTAIN_PORT"}
+    answer = subprocess.run(["runuser", "-u", test_user, "--", CAPTAIN, "--consult", "--json"],
+                            capture_output=True, text=True, timeout=30, env=env)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout) == {}
+
+    published = json.loads(Path(os.environ["CAPTAIN_RUNTIME_FILE"]).read_text())
+    assert published["port"] == crew.port
