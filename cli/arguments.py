@@ -4,7 +4,7 @@ import os
 import re
 from typing import Any
 
-from common.units import parse_bytes
+from common.units import parse_bytes, parse_limit
 
 CHORE_KEYS = ("script", "service", "sailor", "cpus", "gpus", "vram", "ram")
 PREREG_KEYS = ("services", "max_time")
@@ -149,4 +149,63 @@ def user_set_body(words: tuple[str, ...]) -> dict[str, Any]:
                                 else whole_number("chores_limit", text, 0))
     if "notes" in pairs:
         body["notes"] = pairs["notes"]
+    return body
+
+
+def crew_file_body(path: str) -> tuple[dict[str, Any], list[int]]:
+    """A crew list file, one sailor a line (`sailor=NAME IP=ADDR [services=S1,S2]
+    [max_time=..]`; blank lines and `#` comments skipped), as the body of /prereg_crew and
+    the line number of each entry. Every bad line is reported, with its number."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadArguments(f"cannot read the crew file {path}: "
+                           f"{getattr(exc, 'strerror', None) or exc}", "file") from None
+    sailors: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        try:
+            sailor = _crew_line(words)
+            for key in (f"sailor {sailor['name']}", f"address {sailor['ip']}"):
+                if key in seen:
+                    raise BadArguments(f"{key} is already on line {seen[key]}")
+                seen[key] = number
+        except BadArguments as exc:
+            problems.append(f"{path}:{number}: {exc}")
+            continue
+        sailors.append(sailor)
+        numbers.append(number)
+    if problems:
+        raise BadArguments("nothing was preregistered:\n" + "\n".join(problems), "file")
+    if not sailors:
+        raise BadArguments(f"the crew file {path} lists no sailor", "file")
+    return {"sailors": sailors}, numbers
+
+
+def _crew_line(words: list[str]) -> dict[str, Any]:
+    lowered = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        lowered.append(f"{key.lower()}{sep}{value}")
+    pairs = split_pairs(tuple(lowered), ("sailor", "ip", *PREREG_KEYS))
+    for needed in ("sailor", "ip"):
+        if needed not in pairs:
+            raise BadArguments(f"{'IP' if needed == 'ip' else needed}= is missing "
+                               "(expected: sailor=NAME IP=ADDR [services=S1,S2] "
+                               "[max_time=DD-hh:mm:ss])")
+    body: dict[str, Any] = {"name": name("sailor", pairs["sailor"]),
+                            "ip": ip_address(pairs["ip"])}
+    body["services"] = [name("services", s) for s in pairs.get("services", "").split(",") if s]
+    if "max_time" in pairs:
+        try:
+            parse_limit(pairs["max_time"])
+        except ValueError as exc:
+            raise BadArguments(f"max_time: {exc}") from None
+        body["max_time"] = pairs["max_time"]
     return body

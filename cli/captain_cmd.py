@@ -111,7 +111,11 @@ class Request:
 @click.option("--all", "everyone", is_flag=True, help="With --consult: everyone's (root only).")
 @click.option("--cancel", "cancel_id", metavar="CHORE_ID", help="Cancel one of your chores.")
 @click.option("--prereg", "do_prereg", is_flag=True,
-              help="Add a sailor to the crew list: NAME IP [services=S1,S2].")
+              help="Add a sailor to the crew list: NAME IP [services=S1,S2] "
+                   "[max_time=DD-hh:mm:ss], or a whole crew list with --file.")
+@click.option("--file", "crew_file", type=click.Path(dir_okay=False), metavar="CREW",
+              help="With --prereg: a crew list, one 'sailor=NAME IP=ADDR [services=..] "
+                   "[max_time=..]' a line; all of it or, if a line is wrong, nothing.")
 @click.option("--crew", "do_crew", is_flag=True, help="Show the crew and its state.")
 @click.option("--sailor-set", "do_sailor_set", is_flag=True,
               help="Change a sailor (root only): name=NAME [ip=IP] [services=S1,S2] "
@@ -149,13 +153,14 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
          do_chore: bool, do_consult: bool, everyone: bool, cancel_id: str | None,
          do_prereg: bool, do_crew: bool, do_sailor_set: bool, remove_name: str | None,
          force: bool, do_users: bool, do_user_set: bool, port: int | None,
-         as_json: bool) -> None:
+         as_json: bool, crew_file: str | None) -> None:
     """Captain: the head of a crew of sailors that run chores."""
     command = _chosen_command(words, [
         serve_port is not None, do_chore, do_consult, cancel_id is not None, do_prereg,
         do_crew, do_sailor_set, remove_name is not None, do_users, do_user_set, do_watch,
         do_history, do_check_log, show_key])
-    _check_companions(command, at=at, everyone=everyone, force=force, limit=limit)
+    _check_companions(command, at=at, everyone=everyone, force=force, limit=limit,
+                      crew_file=crew_file)
     if show_key:
         sys.exit(_show_key(data_dir, as_json))
     if do_watch or do_history or do_check_log:
@@ -173,7 +178,7 @@ def main(words: tuple[str, ...], do_watch: bool, do_history: bool, limit: int | 
         elif cancel_id is not None:
             _cancel(request, cancel_id)
         elif do_prereg:
-            _prereg(request, words)
+            _prereg(request, words, crew_file)
         elif do_crew:
             from cli import render
 
@@ -205,7 +210,7 @@ def _chosen_command(words: tuple[str, ...], given: list[bool]) -> str:
 
 
 def _check_companions(command: str, *, at: str | None, everyone: bool, force: bool,
-                      limit: int | None) -> None:
+                      limit: int | None, crew_file: str | None = None) -> None:
     """Refuses an option given with a command it does nothing for."""
     if at is not None and command not in ("--crew", "--consult"):
         raise click.UsageError("--at goes with --crew or --consult")
@@ -215,6 +220,8 @@ def _check_companions(command: str, *, at: str | None, everyone: bool, force: bo
         raise click.UsageError("--force goes with --sailor-remove")
     if limit is not None and command != "--history":
         raise click.UsageError("--limit goes with --history")
+    if crew_file is not None and command != "--prereg":
+        raise click.UsageError("--file goes with --prereg")
 
 
 def _show_key(data_dir: Path | None, as_json: bool) -> int:
@@ -312,10 +319,37 @@ def _cancel(request: Request, chore_id: str) -> None:
     click.echo(f"chore {chore_id}: cancel asked ({record['status']}: {record['reason']})")
 
 
-def _prereg(request: Request, words: tuple[str, ...]) -> None:
+def _prereg(request: Request, words: tuple[str, ...], crew_file: str | None) -> None:
+    if crew_file is not None:
+        _prereg_crew(request, words, crew_file)
+        return
     sailor = request.send("POST", "/prereg", arguments.prereg_body(words))
     click.echo(f"sailor {sailor['name']} ({sailor['ip']}) is in the crew list, services "
                f"{','.join(sailor['services']) or 'none'}")
+
+
+def _prereg_crew(request: Request, words: tuple[str, ...], crew_file: str) -> None:
+    """The whole crew list at once: a wrong entry (here or at the captain) is reported with
+    its line number, and then nothing is preregistered."""
+    if words:
+        raise arguments.BadArguments(f"--prereg --file takes no other words: {' '.join(words)}")
+    body, numbers = arguments.crew_file_body(crew_file)
+    try:
+        answer = call(request.address, "POST", "/prereg_crew", body)
+    except CaptainUnreachable as exc:
+        fail(str(exc))
+    if request.as_json:
+        client.print_answer(answer)
+    refusal = answer.json() if not answer.ok else None
+    if isinstance(refusal, dict) and isinstance(refusal.get("problems"), list):
+        lines = [f"{crew_file}:{numbers[p['index']]}: {p['error']}"
+                 for p in refusal["problems"] if 0 <= p.get("index", -1) < len(numbers)]
+        fail("nothing was preregistered:\n" + "\n".join(lines))
+    if not answer.ok:
+        fail(answer.error())
+    for sailor in answer.json().values():
+        click.echo(f"sailor {sailor['name']} ({sailor['ip']}) is in the crew list, services "
+                   f"{','.join(sailor['services']) or 'none'}")
 
 
 def _sailor_set(request: Request, words: tuple[str, ...]) -> None:
