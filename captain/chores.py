@@ -66,6 +66,8 @@ def request_chore(captain: "Captain", caller: Caller, request: msg.ChoreRequest)
 
 def _check_target(captain: "Captain", request: msg.ChoreRequest) -> None:
     state = captain.state
+    if request.vram is not None and request.gpus == 0:
+        raise bad_request("vram= is memory per GPU: it needs gpus=N", "vram")
     if (request.service is None) == (request.sailor is None):
         raise bad_request("give either service=NAME or sailor=NAME (exactly one)", "service")
     if request.sailor is not None and request.sailor not in state.sailors:
