@@ -10,7 +10,7 @@ import gc
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,15 @@ class _Recorder:
     def __init__(self, state: State) -> None:
         self.state = state
         self.encoded_bytes = 0
+        self.on_applied: list[Callable[[ev.AnyEvent], None]] = []
 
     def record(self, *events: ev.AnyEvent) -> "asyncio.Future[None]":
         for event in events:
             event.seq = self.state.last_seq + 1
             event.at = CLOCK.wall()
             apply(self.state, event)
+            for hook in self.on_applied:
+                hook(event)
             self.encoded_bytes += len(encode_line(event))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

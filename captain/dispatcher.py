@@ -1,10 +1,13 @@
 """The scheduler's hands: it places pending chores and sends them to their sailors.
 
 Each time something that may free or add room happens, every pending chore is examined again
-in the order it was asked for. A placement is recorded (and made durable) before the order
-leaves; the sailor's answer is recorded in turn. A sailor that says no, or does not answer in
-time, is passed over for that chore for a while; one that did not answer is also told to
-drop the chore, so that a chore never runs on two sailors.
+in the order it was asked for. When only new chores came since the last pass (no room freed,
+no sailor changed, nobody waiting long enough for a kept sailor), the chores seen before would
+get the same answers again, so that pass looks at the new chores alone. A placement is
+recorded (and made durable) before the order leaves; the sailor's answer is recorded in
+turn. A sailor that says no, or does not answer in time, is passed over for that chore for a
+while; one that did not answer is also told to drop the chore, so that a chore never runs on
+two sailors.
 """
 
 import asyncio
@@ -17,7 +20,7 @@ import msgspec
 from captain.scheduler import Placement, Reservation, Wait, keep_for, place
 from common import messages as msg
 from eventlog import events as ev
-from projections.state import ChoreState
+from projections.state import ChoreState, State
 
 if TYPE_CHECKING:
     from captain.core import Captain
@@ -25,6 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PASS_OVER_S = 30.0
+
+# Events after which every decision of the last pass still holds: they add chores, note
+# reasons, or take room the last pass counted; none frees room or changes a sailor.
+_KEEP_DECISIONS = (ev.ChoreRequested, ev.ChoreWaiting, ev.ChoreAssigned, ev.ChoreStarted)
+
+Shape = tuple[object, ...]
 
 
 class Dispatcher:
@@ -35,6 +44,11 @@ class Dispatcher:
         self._orders: set[asyncio.Task[None]] = set()
         self._pending_since: dict[str, float] = {}
         self.reservation: Reservation | None = None
+        self._waits: dict[Shape, Wait] = {}
+        self._decisions_hold = False
+        self._seen_state: State | None = None
+        self._seen_chore_number = 0
+        captain.recorder.on_applied.append(self._note_applied)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -55,17 +69,30 @@ class Dispatcher:
         await asyncio.gather(*self._orders, return_exceptions=True)
 
     def place_pending(self) -> None:
-        """One scheduling pass over the pending chores, oldest first.
+        """One scheduling pass: over the new chores alone when that gives the same answers,
+        else over every pending chore, oldest first."""
+        state = self.captain.state
+        if self._only_new_chores_changed(state):
+            new = (str(n) for n in range(self._seen_chore_number + 1,
+                                         state.last_chore_number + 1))
+            self._decide([c for c in new if c in state.pending], self._waits, self.reservation)
+        else:
+            self._forget_ended_waits()
+            self._decide(list(state.pending), {}, None)
+        self._decisions_hold = True
+        self._seen_state = state
+        self._seen_chore_number = state.last_chore_number
+
+    def _decide(self, chore_ids: list[str], waits: dict[Shape, Wait],
+                reservation: Reservation | None) -> None:
+        """Places or holds these pending chores, in this order.
 
         A pass only takes room, never frees it: once a chore has to wait, every later chore
         of the same shape waits for the same reason, and is not placed again in this pass.
         """
         state = self.captain.state
         recorder = self.captain.recorder
-        waits: dict[tuple[object, ...], Wait] = {}
-        self._forget_ended_waits()
-        reservation: Reservation | None = None
-        for chore_id in list(state.pending):
+        for chore_id in chore_ids:
             chore = state.chores[chore_id]
             passed_over = self._passed_over_for(chore_id)
             shape = None if passed_over else _shape(chore)
@@ -95,6 +122,32 @@ class Dispatcher:
         if reservation != self.reservation:
             log.info("dispatcher: reservation now %s", reservation or "none")
         self.reservation = reservation
+        self._waits = waits
+
+    def _note_applied(self, event: ev.AnyEvent) -> None:
+        if not isinstance(event, _KEEP_DECISIONS):
+            self._decisions_hold = False
+
+    def _only_new_chores_changed(self, state: State) -> bool:
+        """Whether a full pass now would give every chore the last pass saw the same answer.
+
+        It would unless room was freed or a sailor changed (seen by event type), the state
+        was rebuilt, a sailor is kept (which one depends on the load), a pending chore has
+        waited long enough to have one kept, or a pending chore was passed over (that ends
+        with time, not with an event).
+        """
+        if not self._decisions_hold or state is not self._seen_state:
+            return False
+        if self.reservation is not None:
+            return False
+        old_enough_at = self.captain.clock.monotonic() - self.captain.settings.reserve_after_s
+        for chore_id, since in self._pending_since.items():
+            if since > old_enough_at:
+                break
+            if chore_id in state.pending:
+                return False
+        return not any(entries and chore_id in state.pending
+                       for chore_id, entries in self._passed_over.items())
 
     def _starving(self, chore_id: str) -> bool:
         """Whether a pending chore has waited long enough to have a sailor kept for it.
@@ -108,10 +161,11 @@ class Dispatcher:
 
     def _forget_ended_waits(self) -> None:
         chores = self.captain.state.chores
-        for chore_id in list(self._pending_since):
-            chore = chores.get(chore_id)
-            if chore is None or chore.status in ev.ENDED_STATUSES:
-                del self._pending_since[chore_id]
+        for remembered in (self._pending_since, self._passed_over):
+            for chore_id in list(remembered):
+                chore = chores.get(chore_id)
+                if chore is None or chore.status in ev.ENDED_STATUSES:
+                    del remembered[chore_id]
 
     def check_starving(self) -> None:
         """Asks for a pass when a waiting chore has just become old enough for a reservation
@@ -222,7 +276,7 @@ class Dispatcher:
                             chore_id, address[0], address[1], exc or type(exc).__name__)
 
 
-def _shape(chore: ChoreState) -> tuple[object, ...]:
+def _shape(chore: ChoreState) -> Shape:
     """What place() reads of a chore: two chores of one shape get the same answer."""
     return (chore.owner, chore.service, chore.sailor_asked, chore.cpus, chore.gpus,
             chore.gpu_type, chore.vram, chore.ram)

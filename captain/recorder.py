@@ -2,9 +2,9 @@
 
 `record()` stamps the events, applies them to the projected state at once (so the check that
 allowed them and their effect cannot interleave with another request, the event loop being
-single-threaded) and returns an awaitable that completes once they are durable. If the log
-cannot be written, every waiting caller gets an error and the state is rebuilt from what the
-log durably holds.
+single-threaded), tells the `on_applied` hooks, and returns an awaitable that completes once
+they are durable. If the log cannot be written, every waiting caller gets an error and the
+state is rebuilt from what the log durably holds.
 
 A start (and a rebuild) reads the newest good snapshot and replays only the log after it;
 the snapshotter writes a new snapshot every so many events.
@@ -34,6 +34,7 @@ class Recorder:
         self.store = EventStore(log_folder)
         self.state = State()
         self.listeners: list[Listener] = []
+        self.on_applied: list[Listener] = []
         self.failed_writes = 0
         self.snapshots = Snapshotter(self, log_folder.parent / "snapshots", snapshot_every)
         self.last_at = 0.0
@@ -78,6 +79,8 @@ class Recorder:
             event.seq = self.state.last_seq + 1
             event.at = now
             apply(self.state, event)
+            for hook in self.on_applied:
+                hook(event)
             lines.append(encode_line(event))
         self.last_at = now
         self.latest = asyncio.ensure_future(self._make_durable(lines, events))
