@@ -68,6 +68,7 @@ class Sailor:
         connector = aiohttp.TCPConnector(local_addr=(self.settings.host, 0)
                                          if self.settings.host not in ("0.0.0.0", "::") else None)
         self.session = aiohttp.ClientSession(connector=connector)
+        self.launcher.prepare_standby()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._contact_loop()),
                        loop.create_task(self._report_loop())]
@@ -76,6 +77,7 @@ class Sailor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.launcher.close()
         if self.session is not None:
             await self.session.close()
 

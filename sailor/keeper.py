@@ -1,12 +1,15 @@
 """The chore keeper: a small process that runs one chore as its user and records its end.
 
-The sailor starts `python -I -m sailor.keeper SPEC` in a session of its own, so the keeper
-(and the chore) outlive a restart of the sailor. The keeper puts the chore in its own control
-groups (or process group), switches to the user, runs the script by path, waits for it,
-enforces the time limit, and writes the exit status to a file the sailor reads, even when
-the sailor was away; when the script could not be started, the file also says why. SIGTERM
-asks the keeper to cancel the chore: it sends SIGTERM to every process of it, waits a grace
-period, then SIGKILL. Standard library only: it starts fast.
+The sailor starts `python -I -m sailor.keeper CHORES_FOLDER` in a session of its own, so the
+keeper (and the chore) outlive a restart of the sailor. The sailor starts each keeper ahead of
+time, on standby: it waits for a chore id on its standard input, so that an order does not
+wait for an interpreter to start, and ends at once if the sailor goes away before naming one.
+
+The keeper puts the chore in its own control groups (or process group), switches to the user,
+runs the script by path, waits for it, enforces the time limit, and writes the exit status to
+a file the sailor reads, even when the sailor was away; when the script could not be started,
+the file also says why. SIGTERM asks the keeper to cancel the chore: it sends SIGTERM to every
+process of it, waits a grace period, then SIGKILL. Standard library only: it starts fast.
 """
 
 import errno
@@ -184,9 +187,35 @@ def wait_for(child: int, deadline: float | None, grace_s: float,
             stop_chore(groups, child, grace_s)
 
 
-def main(spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    folder = Path(spec_path).parent
+def process_start_ticks(pid: int | str) -> int | None:
+    """When the process started, in clock ticks since boot: with its pid, a name no later
+    process can take."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[19])
+
+
+def standby(chores_folder: str) -> int:
+    """Waits for the sailor to name a chore (its spec is in CHORES_FOLDER/ID/spec.json)."""
+    chore_id = sys.stdin.readline().strip()
+    if not chore_id or "/" in chore_id or chore_id.startswith("."):
+        return 0
+    folder = Path(chores_folder) / chore_id
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    log_file = os.open(folder / "keeper.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log_file, 2)
+    for fd in (null, log_file):
+        os.close(fd)
+    return main(folder / "spec.json")
+
+
+def main(spec_path: Path) -> int:
+    spec = json.loads(spec_path.read_text())
+    folder = spec_path.parent
     signal.signal(signal.SIGTERM, _ask_cancel)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -206,7 +235,8 @@ def main(spec_path: str) -> int:
         run_chore_process(spec, groups, memory, error_write)
     os.close(error_write)
     write_json_atomically(folder / "started.json",
-                          {"pid": child, "keeper_pid": os.getpid(), "memory_limit": memory})
+                          {"pid": child, "keeper_pid": os.getpid(), "memory_limit": memory,
+                           "keeper_start_ticks": process_start_ticks("self")})
     print(json.dumps({"pid": child, "memory_limit": memory}), flush=True)
     os.close(1)
     max_time_s = spec.get("max_time_s")
@@ -229,4 +259,5 @@ def main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    target = Path(sys.argv[1])
+    sys.exit(standby(sys.argv[1]) if target.is_dir() else main(target))

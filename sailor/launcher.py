@@ -1,8 +1,14 @@
-"""Starts a chore's keeper process, and reads back what the keeper recorded."""
+"""Starts a chore's keeper process, and reads back what the keeper recorded.
+
+One keeper is always started ahead of time, on standby, so that an order is handed to a
+keeper whose interpreter is already up (that start is most of the time from order to chore
+start); the next one is started as soon as it is taken.
+"""
 
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import pwd
 import shutil
@@ -12,8 +18,11 @@ from pathlib import Path
 
 from common import messages as msg
 from sailor import cgroups
+from sailor.keeper import process_start_ticks
 
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+log = logging.getLogger(__name__)
 
 
 class LaunchRefused(Exception):
@@ -45,9 +54,77 @@ class Launcher:
         self.data_dir = data_dir
         self.grace_s = grace_s
         self._tag = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:8]
+        self.chores_folder = data_dir / "chores"
+        self._standby: asyncio.subprocess.Process | None = None
+        self._standby_starting: asyncio.Task[None] | None = None
 
     def chore_folder(self, chore_id: str) -> Path:
-        return self.data_dir / "chores" / chore_id
+        return self.chores_folder / chore_id
+
+    # --- keepers on standby -----------------------------------------------------------------
+
+    async def _start_keeper(self) -> asyncio.subprocess.Process:
+        """A keeper waiting for a chore id on its standard input."""
+        self.chores_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # What a keeper says before it is given a chore (a broken install, say) goes here.
+        log_file = open(self.data_dir / "keepers.log", "ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-m", "sailor.keeper", str(self.chores_folder),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=log_file, start_new_session=True, env={"PATH": BASE_PATH},
+            )
+        finally:
+            log_file.close()
+
+    def prepare_standby(self) -> None:
+        """Starts the next standby keeper in the background, unless one is ready or coming."""
+        if self._standby is not None or self._standby_starting is not None:
+            return
+        self._standby_starting = asyncio.get_running_loop().create_task(self._fill_standby())
+
+    async def _fill_standby(self) -> None:
+        try:
+            self._standby = await self._start_keeper()
+        except OSError as exc:
+            log.warning("sailor: could not start a keeper on standby: %s", exc)
+        finally:
+            self._standby_starting = None
+
+    def _take_standby(self) -> asyncio.subprocess.Process | None:
+        keeper, self._standby = self._standby, None
+        self.prepare_standby()
+        if keeper is None or keeper.returncode is not None:
+            return None
+        return keeper
+
+    async def close(self) -> None:
+        """Lets the standby keeper go: with its input closed, it ends."""
+        if self._standby_starting is not None:
+            self._standby_starting.cancel()
+            await asyncio.gather(self._standby_starting, return_exceptions=True)
+        keeper, self._standby = self._standby, None
+        if keeper is not None and keeper.stdin is not None:
+            keeper.stdin.close()
+            await keeper.wait()
+
+    async def _hand_over(self, chore_id: str) -> asyncio.subprocess.Process:
+        """Names the chore to the standby keeper, or to a new one if none is ready."""
+        keeper = self._take_standby()
+        for _ in range(2):
+            if keeper is None:
+                keeper = await self._start_keeper()
+            assert keeper.stdin is not None
+            try:
+                keeper.stdin.write(f"{chore_id}\n".encode())
+                await keeper.stdin.drain()
+                keeper.stdin.close()
+                return keeper
+            except (BrokenPipeError, ConnectionResetError):
+                keeper = None  # it died on standby: take a new one
+        raise LaunchRefused("the chore keeper ended before it was given the chore")
+
+    # --- chores -----------------------------------------------------------------------------
 
     def spec_for(self, order: msg.ChoreOrder) -> dict:
         try:
@@ -80,17 +157,8 @@ class Launcher:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, mode=0o700)
-        spec_path = folder / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        log_file = open(folder / "keeper.log", "ab")
-        try:
-            keeper = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-m", "sailor.keeper", str(spec_path),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=log_file, start_new_session=True, env={"PATH": BASE_PATH},
-            )
-        finally:
-            log_file.close()
+        (folder / "spec.json").write_text(json.dumps(spec))
+        keeper = await self._hand_over(order.chore_id)
         assert keeper.stdout is not None
         line = await asyncio.wait_for(keeper.stdout.readline(), timeout=10)
         if not line:
@@ -106,12 +174,23 @@ class Launcher:
             return None
 
     def keeper_alive(self, chore_id: str, keeper_pid: int) -> bool:
-        """Whether the keeper of this chore still runs (checking it is not a reused pid)."""
+        """Whether the keeper of this chore still runs (checking it is not a reused pid: the
+        keeper recorded when it started, and a keeper started with its spec's path names the
+        chore on its command line)."""
         try:
             cmdline = Path(f"/proc/{keeper_pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return b"sailor.keeper" in cmdline and f"/{chore_id}/".encode() in cmdline
+        if b"sailor.keeper" not in cmdline:
+            return False
+        if f"/{chore_id}/".encode() in cmdline:
+            return True
+        try:
+            started = json.loads((self.chore_folder(chore_id) / "started.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return (started.get("keeper_pid") == keeper_pid
+                and started.get("keeper_start_ticks") == process_start_ticks(keeper_pid))
 
     def cancel(self, chore_id: str, keeper_pid: int) -> bool:
         if not self.keeper_alive(chore_id, keeper_pid):

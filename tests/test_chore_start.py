@@ -71,6 +71,36 @@ def test_a_script_its_user_may_not_run_says_why(crew: Crew, boat: Path, test_use
     assert chore["reason"] == f"could not start: cannot run {script}: Permission denied"
 
 
+# --- keepers on standby --------------------------------------------------------------------
+
+
+def standby_keepers(chores_folder: Path) -> list[int]:
+    """Keepers waiting for a chore: started with the chores folder, not a spec, to run."""
+    found = subprocess.run(["pgrep", "-f", f"sailor.keeper {chores_folder}$"],
+                           capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def test_a_keeper_waits_on_standby_and_ends_with_its_sailor(crew: Crew, boat: Path,
+                                                           test_user: str):
+    daemon = crew.add_sailor("s1", "127.0.0.2")
+    chores_folder = crew.root / "s1" / "chores"
+    first = wait_until(lambda: standby_keepers(chores_folder), what="a keeper on standby")
+    assert len(first) == 1
+
+    # The chore goes to the keeper that was waiting, and another one takes its place.
+    script = write_script(boat, "run.sh", "echo ran\n", owner=test_user)
+    chore_id = crew.submit(script, "service=cpu", user=test_user)
+    assert crew.wait_chore(chore_id, "done", "failed")["status"] == "done"
+    second = wait_until(lambda: standby_keepers(chores_folder), what="the next standby")
+    assert len(second) == 1 and second != first
+    wait_until(lambda: not Path(f"/proc/{first[0]}").exists(), what="the first keeper to end")
+
+    # Killed, the sailor leaves no keeper waiting for an order that cannot come.
+    daemon.kill()
+    wait_until(lambda: not standby_keepers(chores_folder), what="the standby keeper to end")
+
+
 # --- the first run --------------------------------------------------------------------------
 
 
