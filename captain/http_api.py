@@ -6,6 +6,7 @@ sailor endpoints know the sailor from its address in the crew list.
 
 import logging
 import pwd
+import weakref
 
 from aiohttp import web
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 CAPTAIN_KEY = web.AppKey("captain", Captain)
 
+# The owner of a connection's client socket cannot change while the connection is open, so the
+# kernel is asked once per connection, however many requests a kept-open one carries.
+_CALLERS: "weakref.WeakKeyDictionary[object, Caller]" = weakref.WeakKeyDictionary()
+
 
 def captain_of(request: web.Request) -> Captain:
     return request.app[CAPTAIN_KEY]
@@ -40,6 +45,9 @@ def caller_of(request: web.Request) -> Caller:
     if web_auth.is_browser_request(request):
         return web_auth.web_caller(request)
     transport = request.transport
+    known = _CALLERS.get(transport) if transport is not None else None
+    if known is not None:
+        return known
     peer = transport.get_extra_info("peername") if transport else None
     server = transport.get_extra_info("sockname") if transport else None
     uid = local_peer_uid(peer[:2], server[:2]) if peer and server else None
@@ -49,7 +57,8 @@ def caller_of(request: web.Request) -> Caller:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         name = str(uid)
-    return Caller(uid=uid, name=name)
+    caller = _CALLERS[transport] = Caller(uid=uid, name=name)
+    return caller
 
 
 def peer_ip(request: web.Request) -> str:
