@@ -2,6 +2,7 @@
 
 import logging
 import os
+import stat
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -83,9 +84,13 @@ def _check_target(captain: "Captain", request: msg.ChoreRequest) -> None:
 def _check_script(script: str) -> None:
     if not os.path.isabs(script):
         raise bad_request(f"script must be an absolute path, got '{script}'", "script")
-    if not os.path.isfile(script):
+    try:
+        mode = os.stat(script).st_mode
+    except (OSError, ValueError):  # missing, unreadable, or a name with a NUL in it
+        mode = 0
+    if not stat.S_ISREG(mode):
         raise bad_request(f"script '{script}' does not exist or is not a file", "script")
-    if not os.stat(script).st_mode & 0o111:
+    if not mode & 0o111:
         raise bad_request(f"script '{script}' is not executable (chmod +x it)", "script")
 
 
