@@ -1,13 +1,16 @@
 """The crew, chores and users views written as JSON files for people and tools to read.
 
 Files are replaced atomically (temp file, fsync, rename), at most once per interval, by a
-background task: never on the path that answers requests.
+background task: never on the path that answers requests. Building the views takes the event
+loop (the state must not change under them), so with a large state the interval grows until
+they take at most a twentieth of the loop's time.
 """
 
 import asyncio
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +20,9 @@ from projections.state import State
 from projections.views import chores_view, crew_view, users_view
 
 log = logging.getLogger(__name__)
+
+# The share of the event loop's time that building the views may take, at most.
+RENDER_SHARE = 0.05
 
 
 class ViewSource(Protocol):
@@ -69,8 +75,11 @@ class ViewFiles:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            started_s = time.perf_counter()
+            files = self.render(source)
+            render_s = time.perf_counter() - started_s
             try:
-                await loop.run_in_executor(None, self._write, self.render(source))
+                await loop.run_in_executor(None, self._write, files)
             except OSError as exc:
                 log.warning("views: could not write the view files: %s", exc)
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(max(interval_s, render_s / RENDER_SHARE))
