@@ -111,6 +111,22 @@ def create(groups: dict[str, Path], ram_bytes: int | None) -> str:
     return mechanism
 
 
+def take_over(provisional: dict[str, Path], wanted: dict[str, Path]) -> set[str]:
+    """Gives groups made ahead of time the chore's names; returns the kinds renamed. One that
+    cannot be renamed is left for `remove` (the chore's own is then made anew)."""
+    renamed = set()
+    for kind, folder in provisional.items():
+        target = wanted.get(kind)
+        if target is None:
+            continue
+        try:
+            folder.rename(target)
+        except OSError:
+            continue
+        renamed.add(kind)
+    return renamed
+
+
 def _hand_down_controllers(chore_group: Path) -> None:
     """Enables memory (and pids) for the groups under the sailor's group and `captain/`."""
     parent = chore_group.parent

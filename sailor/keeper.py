@@ -2,8 +2,10 @@
 
 The sailor starts `python -I -m sailor.keeper CHORES_FOLDER` in a session of its own, so the
 keeper (and the chore) outlive a restart of the sailor. The sailor starts each keeper ahead of
-time, on standby: it waits for a chore id on its standard input, so that an order does not
-wait for an interpreter to start, and ends at once if the sailor goes away before naming one.
+time, on standby: it forks the chore's process and moves it into control groups of its own at
+once, then waits for a chore id on its standard input, so that an order waits neither for an
+interpreter to start nor for the kernel's slow first move into a new group. It ends at once
+if the sailor goes away before naming a chore.
 
 The keeper puts the chore in its own control groups (or process group), switches to the user,
 runs the script by path, waits for it, enforces the time limit, and writes the exit status to
@@ -20,6 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 from sailor import cgroups
 
@@ -42,8 +45,61 @@ def write_json_atomically(path: Path, data: dict) -> None:
     os.replace(temp, path)
 
 
+class WaitingChild(NamedTuple):
+    """The chore's process, forked ahead of time, waiting for its orders on a pipe."""
+
+    pid: int
+    orders: int  # write end: one JSON document, then closed
+    errors: int  # read end of the pipe on which the child says why it could not start
+    groups: dict[str, Path]  # the groups it was moved into, under provisional names
+
+
+def fork_waiting_child(groups: dict[str, Path]) -> WaitingChild:
+    """Forks the chore's process and moves it into `groups` at once: the kernel's first move
+    of a process into a control group costs over ten milliseconds on the test machines (a
+    grace period of its locks), which a keeper on standby pays before the chore is known.
+    The child then waits for its orders; an empty pipe tells it to leave."""
+    error_read, error_write = os.pipe()  # all four ends close on exec
+    orders_read, orders_write = os.pipe()
+    child = os.fork()
+    if child != 0:
+        os.close(error_write)
+        os.close(orders_read)
+        return WaitingChild(child, orders_write, error_read, groups)
+    os.close(error_read)
+    os.close(orders_write)
+    joined = set()
+    for kind, folder in groups.items():
+        try:
+            cgroups.join({kind: folder}, os.getpid())
+            joined.add(kind)
+        except OSError:
+            pass
+    chunks = []
+    while chunk := os.read(orders_read, 65536):
+        chunks.append(chunk)
+    if not chunks:
+        os._exit(0)
+    orders = json.loads(b"".join(chunks))
+    settled = joined & set(orders["renamed"])
+    to_join = {k: Path(v) for k, v in orders["groups"].items() if k not in settled}
+    run_chore_process(orders["spec"], to_join, orders["memory"], error_write)
+
+
+def give_orders(child: WaitingChild, spec: dict, groups: dict[str, Path], memory: str,
+                renamed: set[str]) -> None:
+    orders = json.dumps({"spec": spec, "groups": {k: str(v) for k, v in groups.items()},
+                         "memory": memory, "renamed": sorted(renamed)}).encode()
+    try:
+        while orders:
+            orders = orders[os.write(child.orders, orders):]
+    except OSError:
+        pass  # the child is gone: its exit status says so
+    os.close(child.orders)
+
+
 def run_chore_process(spec: dict, groups: dict[str, Path], memory: str,
-                      error_pipe: int) -> None:
+                      error_pipe: int) -> NoReturn:
     """In the forked child: confine, switch user, open outputs, exec. Never returns.
 
     A step that fails writes why to `error_pipe` and exits 126 (127 for a missing script).
@@ -98,7 +154,7 @@ def _why(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _fail_start(error_pipe: int, why: str, exit_code: int) -> None:
+def _fail_start(error_pipe: int, why: str, exit_code: int) -> NoReturn:
     """Says why the chore could not start, to the keeper and on stderr, and exits."""
     data = why.encode(errors="replace")[:MAX_START_ERROR_BYTES]
     for fd, text in ((error_pipe, data), (2, b"captain: could not start the chore: %s\n" % data)):
@@ -198,10 +254,27 @@ def process_start_ticks(pid: int | str) -> int | None:
     return int(stat[stat.rfind(")") + 2:].split()[19])
 
 
+def ignore_hangups() -> None:
+    """What a chore inherits, as `nohup` gives it: no end when a terminal or Ctrl-C goes."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def standby(chores_folder: str) -> int:
-    """Waits for the sailor to name a chore (its spec is in CHORES_FOLDER/ID/spec.json)."""
+    """Waits for the sailor to name a chore (its spec is in CHORES_FOLDER/ID/spec.json), with
+    the chore's process forked and in its control groups meanwhile."""
+    ignore_hangups()
+    try:
+        groups = cgroups.chore_groups(f"standby-{os.getpid()}")
+        cgroups.create(groups, None)
+    except OSError:
+        groups = {}
+    waiting = fork_waiting_child(groups)
     chore_id = sys.stdin.readline().strip()
     if not chore_id or "/" in chore_id or chore_id.startswith("."):
+        os.close(waiting.orders)
+        os.waitpid(waiting.pid, 0)
+        cgroups.remove(groups)
         return 0
     folder = Path(chores_folder) / chore_id
     null = os.open("/dev/null", os.O_RDONLY)
@@ -210,16 +283,20 @@ def standby(chores_folder: str) -> int:
     os.dup2(log_file, 2)
     for fd in (null, log_file):
         os.close(fd)
-    return main(folder / "spec.json")
+    return main(folder / "spec.json", waiting)
 
 
-def main(spec_path: Path) -> int:
+def main(spec_path: Path, waiting: WaitingChild | None = None) -> int:
     spec = json.loads(spec_path.read_text())
     folder = spec_path.parent
     signal.signal(signal.SIGTERM, _ask_cancel)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_hangups()
     groups = {k: Path(v) for k, v in spec["cgroups"].items()}
+    provisional = waiting.groups if waiting is not None else {}
+    renamed = cgroups.take_over(provisional, groups)
+    # A group that kept its provisional name is left once the chore has moved to its own.
+    left_behind = {k: v for k, v in provisional.items() if k not in renamed}
+    cgroups.remove(left_behind)
     try:
         memory = cgroups.create(groups, spec.get("ram"))
     except OSError as exc:
@@ -228,12 +305,10 @@ def main(spec_path: Path) -> int:
     if spec.get("ram") and memory == "none":
         memory = "rlimit"
     started_mono = time.monotonic()
-    error_read, error_write = os.pipe()  # both ends close on exec
-    child = os.fork()
-    if child == 0:
-        os.close(error_read)
-        run_chore_process(spec, groups, memory, error_write)
-    os.close(error_write)
+    if waiting is None:
+        waiting = fork_waiting_child({})
+    give_orders(waiting, spec, groups, memory, renamed)
+    child, error_read = waiting.pid, waiting.errors
     write_json_atomically(folder / "started.json",
                           {"pid": child, "keeper_pid": os.getpid(), "memory_limit": memory,
                            "keeper_start_ticks": process_start_ticks("self")})
@@ -255,6 +330,7 @@ def main(spec_path: Path) -> int:
     }
     write_json_atomically(folder / "ended.json", end)
     cgroups.remove(groups)
+    cgroups.remove(left_behind)
     return 0
 
 

@@ -74,10 +74,11 @@ def test_a_script_its_user_may_not_run_says_why(crew: Crew, boat: Path, test_use
 # --- keepers on standby --------------------------------------------------------------------
 
 
-def standby_keepers(chores_folder: Path) -> list[int]:
-    """Keepers waiting for a chore: started with the chores folder, not a spec, to run."""
-    found = subprocess.run(["pgrep", "-f", f"sailor.keeper {chores_folder}$"],
-                           capture_output=True, text=True)
+def standby_keepers(chores_folder: Path, parent: int | None = None) -> list[int]:
+    """Keepers waiting for a chore (started with the chores folder, not a spec, to run), and
+    the chore processes they forked ahead of time; with `parent`, only its children."""
+    found = subprocess.run(["pgrep", *(["-P", str(parent)] if parent else []), "-f",
+                            f"sailor.keeper {chores_folder}$"], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
 
 
@@ -85,20 +86,28 @@ def test_a_keeper_waits_on_standby_and_ends_with_its_sailor(crew: Crew, boat: Pa
                                                            test_user: str):
     daemon = crew.add_sailor("s1", "127.0.0.2")
     chores_folder = crew.root / "s1" / "chores"
-    first = wait_until(lambda: standby_keepers(chores_folder), what="a keeper on standby")
+    assert daemon.process is not None
+    sailor_pid = daemon.process.pid
+    first = wait_until(lambda: standby_keepers(chores_folder, sailor_pid),
+                       what="a keeper on standby")
     assert len(first) == 1
+    # It has forked the chore's process already, which waits for its orders.
+    wait_until(lambda: standby_keepers(chores_folder, first[0]), what="the waiting child")
 
     # The chore goes to the keeper that was waiting, and another one takes its place.
     script = write_script(boat, "run.sh", "echo ran\n", owner=test_user)
     chore_id = crew.submit(script, "service=cpu", user=test_user)
     assert crew.wait_chore(chore_id, "done", "failed")["status"] == "done"
-    second = wait_until(lambda: standby_keepers(chores_folder), what="the next standby")
+    second = wait_until(lambda: standby_keepers(chores_folder, sailor_pid),
+                        what="the next standby")
     assert len(second) == 1 and second != first
     wait_until(lambda: not Path(f"/proc/{first[0]}").exists(), what="the first keeper to end")
 
-    # Killed, the sailor leaves no keeper waiting for an order that cannot come.
+    # Killed, the sailor leaves no keeper (nor forked chore process) waiting for an order
+    # that cannot come, and no control group made ahead of time.
     daemon.kill()
     wait_until(lambda: not standby_keepers(chores_folder), what="the standby keeper to end")
+    assert not list(Path("/sys/fs/cgroup").rglob(f"standby-{second[0]}"))
 
 
 # --- the first run --------------------------------------------------------------------------
