@@ -129,9 +129,10 @@ def cli_round_trips(crew: LocalCrew, script: Path, reps: int) -> list[Figure]:
 
 # --- latencies ------------------------------------------------------------------------------
 
-STAMP = """d=$(dirname "$0")
-date +%s.%N >"$d/start-$CAPTAIN_CHORE_ID"
-date +%s.%N >"$d/end-$CAPTAIN_CHORE_ID"
+# The start is stamped by the script's first command, as Slurm's job stamps it ("${0%/*}" is
+# the script's folder, found without starting a process).
+STAMP = """date +%s.%N >"${0%/*}/start-$CAPTAIN_CHORE_ID"
+date +%s.%N >"${0%/*}/end-$CAPTAIN_CHORE_ID"
 """
 
 
