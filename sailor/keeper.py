@@ -329,6 +329,7 @@ def main(spec_path: Path, waiting: WaitingChild | None = None) -> int:
         "start_error": start_error,
     }
     write_json_atomically(folder / "ended.json", end)
+    # A keeper killed before this point leaves its groups behind, empty, for an admin's rmdir.
     cgroups.remove(groups)
     cgroups.remove(left_behind)
     return 0
