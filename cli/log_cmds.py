@@ -43,11 +43,36 @@ def watch(address: tuple[str, int], words: tuple[str, ...], as_json: bool) -> No
         if key in filters:
             arguments.name(key, filters[key])
     try:
-        follow(address, filters, as_json)
+        since = None
+        if "chore" in filters:
+            since = _chore_so_far(address, filters["chore"], as_json)
+            if since is None:
+                return
+        follow(address, filters, as_json, since)
     except StreamRefused as exc:
         raise arguments.BadArguments(str(exc), exc.field) from None
     except CaptainUnreachable as exc:
         raise arguments.BadArguments(str(exc)) from None
+
+
+def _chore_so_far(address: tuple[str, int], chore_id: str, as_json: bool) -> int | None:
+    """The seq to watch the chore from; None when it has ended already (its end is printed).
+    """
+    from cli import story
+    from cli.client import call
+
+    answer = call(address, "GET", f"/history?chore={chore_id}")
+    if not answer.ok:
+        refusal = answer.refusal() or {}
+        raise arguments.BadArguments(answer.error(), refusal.get("field"))
+    events: list[dict[str, Any]] = answer.json()["events"]
+    end = next((e for e in events if e.get("type") == "ChoreEnded"), None)
+    if end is None:
+        return max((int(e.get("seq", 0)) for e in events), default=0)
+    print(json.dumps(end, separators=(",", ":")) if as_json else story.line(end), flush=True)
+    print(f"captain: chore {chore_id} had already ended (its story: captain --history "
+          f"{chore_id})", file=sys.stderr)
+    return None
 
 
 def history_path(words: tuple[str, ...], limit: int | None) -> str:

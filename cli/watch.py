@@ -2,8 +2,9 @@
 
 When the connection drops (the captain restarts), the watcher connects again and asks for
 the events after the last one it printed, so nothing is missed or printed twice. Watching
-one chore ends by itself once that chore has ended; a chore that had already ended when the
-watch began is not noticed, since the stream starts with the events to come.
+one chore ends by itself once that chore has ended; the watch of a chore first reads the
+chore's story so far, so one that had already ended shows its end and stops, and one still
+going is followed from its last event on.
 """
 
 import json
@@ -34,12 +35,12 @@ def watch_path(filters: dict[str, str], since: int | None) -> str:
     return "/events" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
 
-def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool) -> None:
-    """Prints each event as it comes; reconnects after a drop; returns on Ctrl-C, or once
-    the chore of a `chore` filter has ended."""
+def follow(address: tuple[str, int], filters: dict[str, str], as_json: bool,
+           since: int | None = None) -> None:
+    """Prints each event as it comes (after `since`, if given); reconnects after a drop;
+    returns on Ctrl-C, or once the chore of a `chore` filter has ended."""
     from cli import story
 
-    since: int | None = None
     state = {"connected_once": False, "lost": False}
 
     def opened() -> None:

@@ -125,6 +125,25 @@ def test_watch_filters_and_replays_from_a_position(crew: Crew, boat: Path, test_
     assert refused.returncode != 0 and "root" in refused.stderr
 
 
+def test_watching_a_chore_that_already_ended_shows_its_end_and_stops(crew: Crew, boat: Path,
+                                                                    test_user: str):
+    crew.add_sailor("s1", "127.0.0.2")
+    script = write_script(boat, "ok.sh", "exit 0\n", owner=test_user)
+    chore_id = crew.submit(script, "service=cpu", user=test_user)
+    crew.wait_chore(chore_id, "done")
+
+    done = crew.cli("--watch", f"chore={chore_id}", "--json", user=test_user, timeout_s=20)
+    assert done.returncode == 0, done.stderr
+    end = json.loads(done.stdout)
+    assert (end["type"], end["chore_id"], end["status"]) == ("ChoreEnded", chore_id, "done")
+    assert "already ended" in done.stderr
+
+    table = crew.cli("--watch", f"chore={chore_id}", user=test_user, timeout_s=20)
+    assert table.returncode == 0 and f"chore {chore_id}" in table.stdout, table.stdout
+    missing = crew.cli("--watch", "chore=999", user=test_user, timeout_s=20)
+    assert missing.returncode != 0 and "no chore 999" in missing.stderr, missing.stderr
+
+
 def test_history_tells_a_chore_story_to_its_owner_only(crew: Crew, boat: Path,
                                                        test_user: str, other_user: str):
     crew.add_sailor("s1", "127.0.0.2")
