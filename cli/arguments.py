@@ -131,11 +131,12 @@ def sailor_set_body(words: tuple[str, ...]) -> dict[str, Any]:
 
 
 def user_set_body(words: tuple[str, ...]) -> dict[str, Any]:
-    """`none` removes a limit (sent as null); a field left out keeps its value."""
+    """`none` removes a limit (sent as null) or the notes (sent empty); a field left out
+    keeps its value."""
     pairs = split_pairs(words, USER_SET_KEYS)
     if "uid" not in pairs:
         raise BadArguments("usage: captain --user-set uid=UID [name=NAME] "
-                           "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT]",
+                           "[time_limit=DD-hh:mm:ss|none] [chores_limit=N|none] [notes=TEXT|none]",
                            "uid")
     body: dict[str, Any] = {"uid": whole_number("uid", pairs["uid"], 0, digits=10)}
     if "name" in pairs:
@@ -148,7 +149,7 @@ def user_set_body(words: tuple[str, ...]) -> dict[str, Any]:
         body["chores_limit"] = (None if text.lower() == "none"
                                 else whole_number("chores_limit", text, 0))
     if "notes" in pairs:
-        body["notes"] = pairs["notes"]
+        body["notes"] = "" if pairs["notes"].lower() == "none" else pairs["notes"]
     return body
 
 

@@ -209,9 +209,10 @@ def test_users_view_and_upsert(crew: Crew, test_user: str):
         return path.exists() and json.loads(path.read_text()) == users
     wait_until(file_matches, what="users.json to match GET /users")
 
-    crew.cli_ok("--user-set", f"uid={uid}", "time_limit=none", "chores_limit=none")
+    crew.cli_ok("--user-set", f"uid={uid}", "time_limit=none", "chores_limit=none",
+                "notes=none")
     user = crew.cli_json("--users")[str(uid)]
-    assert (user["time_limit"], user["chores_limit"]) == (None, None)
+    assert (user["time_limit"], user["chores_limit"], user["notes"]) == (None, None, "")
     for bad in ("time_limit=0", "time_limit=1:61", "chores_limit=-1", "colour=red"):
         done = crew.cli("--user-set", f"uid={uid}", bad)
         assert done.returncode != 0 and bad.split("=")[0] in done.stderr, done.stderr
