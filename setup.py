@@ -171,10 +171,11 @@ def choose_python(requested: Path | None) -> Path:
     running = Path(sys.executable)
     private = str(running.resolve()).startswith("/root/") or not world_executable(running)
     if private and SYSTEM_PYTHON.exists() and world_executable(SYSTEM_PYTHON):
-        say(
-            f"{running} is not usable by other users; building the environment with "
-            f"{SYSTEM_PYTHON} instead (choose another with --python)"
-        )
+        if not venv_matches(SYSTEM_PYTHON):
+            say(
+                f"{running} is not usable by other users; building the environment with "
+                f"{SYSTEM_PYTHON} instead (choose another with --python)"
+            )
         return SYSTEM_PYTHON
     return running
 
@@ -220,7 +221,10 @@ def ensure_venv(python: Path) -> None:
 def install_project() -> None:
     pip = [str(VENV_BIN / "python"), "-m", "pip"]
     command = [*pip, "install", "--quiet", "--disable-pip-version-check", str(ROOT)]
-    say(f"installing Captain and its dependencies into {VENV} (this takes a minute)")
+    if all((VENV_BIN / name).exists() for name in PROGRAMS):
+        say(f"updating Captain in {VENV} from {ROOT}")
+    else:
+        say(f"installing Captain and its dependencies into {VENV} (this takes a minute)")
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise SetupError(
