@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from captain.scheduler import Placement, Reservation, Wait, keep_for, place
+from captain.scheduler import CrewIndex, Placement, Reservation, Wait, keep_for, place
 from common import messages as msg
 from eventlog import events as ev
 from projections.state import ChoreState, State
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PASS_OVER_S = 30.0
+
+# A pass deciding for this many chores or more first sorts the crew (a crew index): that
+# costs about as much as looking at every sailor once, and saves it for each later chore.
+INDEX_FROM_CHORES = 8
 
 # Events after which every decision of the last pass still holds: they add chores, note
 # reasons, or take room the last pass counted; none frees room or changes a sailor.
@@ -92,13 +96,14 @@ class Dispatcher:
         """
         state = self.captain.state
         recorder = self.captain.recorder
+        index = CrewIndex(state) if len(chore_ids) >= INDEX_FROM_CHORES else None
         for chore_id in chore_ids:
             chore = state.chores[chore_id]
             passed_over = self._passed_over_for(chore_id)
             shape = None if passed_over else _shape(chore)
             decision: Placement | Wait | None = waits.get(shape) if shape is not None else None
             if decision is None:
-                decision = place(state, chore, passed_over, reservation)
+                decision = place(state, chore, passed_over, reservation, index)
                 if isinstance(decision, Wait) and shape is not None:
                     waits[shape] = decision
             if isinstance(decision, Wait) and reservation is None and self._starving(chore_id):
@@ -114,6 +119,8 @@ class Dispatcher:
                 durable = recorder.record(ev.ChoreAssigned(
                     chore_id=chore_id, sailor=decision.sailor, cores=decision.cores,
                     gpu_ids=decision.gpu_ids))
+                if index is not None:
+                    index.changed(decision.sailor)
                 self._spawn(self._send_order(chore_id, decision.sailor, durable))
             elif chore.reason != decision.reason:
                 self._spawn(_ignore_failure(recorder.record(

@@ -1,9 +1,12 @@
 """Scheduling rules on a projected state, with no process: placement, GPUs, fairness, and
 the cgroup v2 logic of the sailor against a fake tree."""
 
+import random
 from pathlib import Path
 
-from captain.scheduler import Placement, Reservation, Wait, keep_for, place
+import pytest
+
+from captain.scheduler import CrewIndex, Placement, Reservation, Wait, keep_for, place
 from eventlog import events as ev
 from projections.state import State, apply
 from projections.views import sailor_status
@@ -26,9 +29,9 @@ def crew(*sailors: tuple[str, int, list[ev.Gpu]]) -> State:
     return state
 
 
-def ask(state: State, chore_id: str, **resources: object) -> None:
+def ask(state: State, chore_id: str, service: str = "cpu", **resources: object) -> None:
     event = ev.ChoreRequested(chore_id=chore_id, owner=1000, owner_name="u",
-                              script="/bin/true", service="cpu", **resources)  # type: ignore
+                              script="/bin/true", service=service, **resources)  # type: ignore
     event.seq = state.last_seq + 1
     apply(state, event)
 
@@ -124,6 +127,60 @@ def fake_v2_tree(tmp_path: Path) -> tuple[Path, Path, Path]:
     proc = tmp_path / "proc-self-cgroup"
     proc.write_text("0::/system.slice/sailor.service\n")
     return root, base, proc
+
+
+def random_crew(rng: random.Random) -> State:
+    """Sailors of one, two or both services, some down, some not registered yet."""
+    state = State()
+    events: list[ev.AnyEvent] = []
+    for number in range(rng.randint(1, 12)):
+        name = f"s{number}"
+        services = rng.choice([["cpu"], ["gpu"], ["cpu", "gpu"]])
+        events.append(ev.SailorPreregistered(name=name, ip=f"127.0.1.{number + 1}",
+                                             services=services))
+        if rng.random() < 0.1:
+            continue
+        cpus = rng.randint(1, 8)
+        gpus = [ev.Gpu(rng.choice(["A100", "T4"]), rng.choice([16, 80]) * GIB)
+                for _ in range(rng.randint(0, 3))]
+        events.append(ev.SailorRegistered(name=name, port=9000, cpus=cpus,
+                                          cores=list(range(cpus)), gpus=gpus, ram=8 * GIB))
+        if rng.random() < 0.15:
+            events.append(ev.SailorWentDown(name=name, silent_s=10.0))
+    for event in events:
+        event.seq = state.last_seq + 1
+        apply(state, event)
+    return state
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_crew_index_places_every_chore_where_a_look_at_every_sailor_would(seed: int):
+    rng = random.Random(seed)
+    state = random_crew(rng)
+    index = CrewIndex(state)
+    names = list(state.sailors)
+    for number in range(1, 40):
+        chore_id = str(number)
+        asked: dict[str, object] = {"service": rng.choice(["cpu", "gpu"]),
+                                    "cpus": rng.randint(1, 4)}
+        if rng.random() < 0.3:
+            asked["gpus"] = rng.randint(1, 2)
+            if rng.random() < 0.5:
+                asked["gpu_type"] = rng.choice(["A100", "T4"])
+        if rng.random() < 0.2:
+            asked["ram"] = rng.choice([1, 4]) * GIB
+        ask(state, chore_id, **asked)
+        chore = state.chores[chore_id]
+        passed_over = frozenset(rng.sample(names, k=min(len(names), rng.randint(0, 2))))
+        reservation = (Reservation("0", rng.choice(names)) if rng.random() < 0.3 else None)
+
+        everyone = place(state, chore, passed_over, reservation)
+        indexed = place(state, chore, passed_over, reservation, index)
+
+        assert indexed == everyone, (seed, chore_id, asked)
+        if isinstance(everyone, Placement):
+            grant(state, chore_id, everyone)
+            index.changed(everyone.sailor)
 
 
 def test_v2_chore_groups_go_under_the_sailors_own_group(tmp_path: Path):
