@@ -1,10 +1,16 @@
 """The `key=value` words of the CLI, checked and turned into endpoint bodies."""
 
+from __future__ import annotations
+
 import os
 import re
-from typing import Any
 
 from common.units import parse_bytes, parse_limit
+
+# `typing` is imported for the type checker only: the command's start-up pays every import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CHORE_KEYS = ("script", "service", "sailor", "cpus", "gpus", "vram", "ram")
 PREREG_KEYS = ("services", "max_time")

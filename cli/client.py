@@ -4,11 +4,17 @@ It uses a plain socket rather than an HTTP library: a command's whole run is a f
 milliseconds of work, and importing a full client would cost more than that.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import socket
 import sys
-from typing import Any, NoReturn
+
+# `typing` is imported for the type checker only: the command's start-up pays every import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 DEFAULT_PORT = 8750
 # Written by a captain started as root (see captain/runtime_file.py).

@@ -7,9 +7,15 @@ client; any other command line, or anything unusual in one of these, goes to the
 command in cli/captain_cmd.py, which answers exactly as before.
 """
 
+from __future__ import annotations
+
 import os
 import sys
-from typing import Any, NoReturn
+
+# `typing` is imported for the type checker only: the command's start-up pays every import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _FLAGS = {"--chore", "--consult", "--all", "--json"}
 

@@ -6,14 +6,14 @@ or a number with a binary suffix (`512M`, `1.5G`, `80GiB`).
 """
 
 import re
-from fractions import Fraction
 
 DURATION_FORMS = "DD-hh:mm:ss (or hh:mm:ss, mm:ss, mm, D-hh, D-hh:mm)"
 BYTES_FORMS = "a number of bytes or a number with K, M, G or T (e.g. 512M, 1.5G, 80GiB)"
 
-_WITH_DAYS = re.compile(r"([0-9]+)-([0-9]+)(?::([0-9]+)(?::([0-9]+))?)?")
-_WITHOUT_DAYS = re.compile(r"([0-9]+)(?::([0-9]+)(?::([0-9]+))?)?")
-_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:([KMGT])(?:i?B)?)?", re.IGNORECASE | re.ASCII)
+# Compiled on first use (re keeps them), not at import: most commands parse none of them.
+_WITH_DAYS = r"([0-9]+)-([0-9]+)(?::([0-9]+)(?::([0-9]+))?)?"
+_WITHOUT_DAYS = r"([0-9]+)(?::([0-9]+)(?::([0-9]+))?)?"
+_BYTES = r"([0-9]+(?:\.[0-9]+)?)(?:([KMGT])(?:i?B)?)?"
 
 _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_HOUR = 3600
@@ -51,12 +51,12 @@ def parse_duration(text: str) -> int:
 
 def _duration_fields(text: str) -> tuple[int | None, int | None, int, int] | None:
     """Split `text` into (days, hours, minutes, seconds); None when it fits no form."""
-    match = _WITH_DAYS.fullmatch(text)
+    match = re.fullmatch(_WITH_DAYS, text)
     if match is not None:
         days, hours, minutes, seconds = (_to_int(group) for group in match.groups())
         return days, hours, minutes or 0, seconds or 0
 
-    match = _WITHOUT_DAYS.fullmatch(text)
+    match = re.fullmatch(_WITHOUT_DAYS, text)
     if match is None:
         return None
     first, second, third = (_to_int(group) for group in match.groups())
@@ -93,7 +93,7 @@ def format_duration(seconds: int) -> str:
 
 def parse_bytes(text: str) -> int:
     """Return the number of bytes `text` stands for; suffixes are binary (1K = 1024)."""
-    match = _BYTES.fullmatch(text)
+    match = re.fullmatch(_BYTES, text, re.IGNORECASE | re.ASCII)
     if match is None:
         raise ValueError(f"expected {BYTES_FORMS}, got {text!r}")
     number, suffix = match.groups()
@@ -101,6 +101,8 @@ def parse_bytes(text: str) -> int:
         raise ValueError(f"a plain number of bytes must be whole, got {text!r}")
 
     multiplier = 1 if suffix is None else _MULTIPLIERS[suffix.upper()]
+    from fractions import Fraction  # here: a command that reads no size need not import it
+
     count_bytes = int(Fraction(number) * multiplier)
     if count_bytes == 0:
         raise ValueError(f"a size must be at least one byte, got {text!r}")
