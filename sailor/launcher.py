@@ -1,8 +1,9 @@
 """Starts a chore's keeper process, and reads back what the keeper recorded.
 
 One keeper is always started ahead of time, on standby, so that an order is handed to a
-keeper whose interpreter is already up (that start is most of the time from order to chore
-start); the next one is started as soon as it is taken.
+keeper whose interpreter is up and whose chore process is already forked and in its control
+groups (those starts were most of the time from order to chore start); the next one is
+started as soon as it is taken.
 """
 
 import asyncio
@@ -174,23 +175,23 @@ class Launcher:
             return None
 
     def keeper_alive(self, chore_id: str, keeper_pid: int) -> bool:
-        """Whether the keeper of this chore still runs (checking it is not a reused pid: the
-        keeper recorded when it started, and a keeper started with its spec's path names the
-        chore on its command line)."""
+        """Whether the keeper of this chore still runs, checking that its pid was not reused:
+        the keeper recorded when it started (a pid and a start time name one process)."""
         try:
             cmdline = Path(f"/proc/{keeper_pid}/cmdline").read_bytes()
         except OSError:
             return False
         if b"sailor.keeper" not in cmdline:
             return False
-        if f"/{chore_id}/".encode() in cmdline:
-            return True
         try:
             started = json.loads((self.chore_folder(chore_id) / "started.json").read_text())
         except (OSError, ValueError):
-            return False
-        return (started.get("keeper_pid") == keeper_pid
-                and started.get("keeper_start_ticks") == process_start_ticks(keeper_pid))
+            started = {}
+        ticks = started.get("keeper_start_ticks")
+        if ticks is None:
+            # A keeper started before start times were recorded named its chore's spec.
+            return f"/{chore_id}/spec.json".encode() in cmdline
+        return started.get("keeper_pid") == keeper_pid and ticks == process_start_ticks(keeper_pid)
 
     def cancel(self, chore_id: str, keeper_pid: int) -> bool:
         if not self.keeper_alive(chore_id, keeper_pid):
