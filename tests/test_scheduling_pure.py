@@ -153,9 +153,9 @@ def random_crew(rng: random.Random) -> State:
     return state
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_the_crew_index_places_every_chore_where_a_look_at_every_sailor_would(seed: int):
-    rng = random.Random(seed)
+@pytest.mark.parametrize("draw", range(40))
+def test_the_crew_index_places_every_chore_where_a_look_at_every_sailor_would(draw: int):
+    rng = random.Random(draw)
     state = random_crew(rng)
     index = CrewIndex(state)
     names = list(state.sailors)
@@ -177,7 +177,7 @@ def test_the_crew_index_places_every_chore_where_a_look_at_every_sailor_would(se
         everyone = place(state, chore, passed_over, reservation)
         indexed = place(state, chore, passed_over, reservation, index)
 
-        assert indexed == everyone, (seed, chore_id, asked)
+        assert indexed == everyone, (draw, chore_id, asked)
         if isinstance(everyone, Placement):
             grant(state, chore_id, everyone)
             index.changed(everyone.sailor)
