@@ -5,8 +5,8 @@ published schema, valid and not: no answer may be a 5xx, every answer must have 
 a body the document describes, and a body the schema refuses must get a 4xx. The sailor
 endpoints are called twice: as a stranger (unsigned, from outside the crew: 403), and as a
 crew member (from the address of a preregistered sailor, signed with the cluster key), so
-that their bodies reach the code behind them. The examples are drawn from a fixed seed so
-that a run is repeatable.
+that their bodies reach the code behind them. The examples are drawn the same way on every
+run (derandomized), so that a run is repeatable.
 """
 
 import json
